@@ -1,0 +1,149 @@
+//! Lua string literals that every Lua version reads back byte for byte and that are always
+//! valid UTF-8: valid UTF-8 sequences pass through raw, other bytes that are not printable
+//! ASCII become decimal escapes (which Lua 5.1 understands too).
+
+const PLAIN: u8 = 0;
+const ESCAPE: u8 = 1;
+const HIGH: u8 = 2;
+
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i < 0x20 || i == 0x7f || i == b'"' as usize || i == b'\\' as usize {
+            ESCAPE
+        } else if i >= 0x80 {
+            HIGH
+        } else {
+            PLAIN
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
+/// U+10FFFF) that starts `s` with a byte >= 0x80, or 0 if there is none.
+pub fn utf8_sequence_len(s: &[u8]) -> usize {
+    let cont = |i: usize| s.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
+    let in_range = |i: usize, lo: u8, hi: u8| s.get(i).is_some_and(|&b| (lo..=hi).contains(&b));
+    match s[0] {
+        0xC2..=0xDF if cont(1) => 2,
+        0xE0 if in_range(1, 0xA0, 0xBF) && cont(2) => 3,
+        0xE1..=0xEC | 0xEE..=0xEF if cont(1) && cont(2) => 3,
+        0xED if in_range(1, 0x80, 0x9F) && cont(2) => 3,
+        0xF0 if in_range(1, 0x90, 0xBF) && cont(2) && cont(3) => 4,
+        0xF1..=0xF3 if cont(1) && cont(2) && cont(3) => 4,
+        0xF4 if in_range(1, 0x80, 0x8F) && cont(2) && cont(3) => 4,
+        _ => 0,
+    }
+}
+
+/// Appends `s` as a double-quoted Lua string literal.
+pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        match CLASS[c as usize] {
+            PLAIN => i += 1,
+            HIGH => match utf8_sequence_len(&s[i..]) {
+                0 => {
+                    out.extend_from_slice(&s[run..i]);
+                    write_decimal_escape(out, c, s.get(i + 1));
+                    i += 1;
+                    run = i;
+                }
+                n => i += n,
+            },
+            _ => {
+                out.extend_from_slice(&s[run..i]);
+                match c {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    _ => write_decimal_escape(out, c, s.get(i + 1)),
+                }
+                i += 1;
+                run = i;
+            }
+        }
+    }
+    out.extend_from_slice(&s[run..]);
+    out.push(b'"');
+}
+
+/// `\ddd`, padded to three digits when a digit follows (else `\1` then `2` would read as `\12`).
+fn write_decimal_escape(out: &mut Vec<u8>, c: u8, next: Option<&u8>) {
+    out.push(b'\\');
+    let pad = next.is_some_and(u8::is_ascii_digit);
+    if pad || c >= 100 {
+        out.push(b'0' + c / 100);
+    }
+    if pad || c >= 10 {
+        out.push(b'0' + (c / 10) % 10);
+    }
+    out.push(b'0' + c % 10);
+}
+
+/// Whether `s` can be written as a bare field name (`name=`) in a table constructor.
+pub fn is_identifier(s: &[u8]) -> bool {
+    match s.first() {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
+        _ => return false,
+    }
+    s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_') && !super::lex::is_keyword(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_string(&mut out, s);
+        String::from_utf8(out).expect("always valid UTF-8")
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(lit(b"plain"), "\"plain\"");
+        assert_eq!(lit(b"a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(lit(b"\x00\x01x"), r#""\0\1x""#);
+        assert_eq!(lit(b"\x001"), r#""\0001""#);
+        assert_eq!(lit(b"\x7f\xff"), r#""\127\255""#);
+        assert_eq!(lit("日本 ✓".as_bytes()), "\"日本 ✓\"");
+        // Overlong, surrogate and out-of-range sequences are escaped byte by byte.
+        assert_eq!(lit(b"\xC0\x80"), r#""\192\128""#);
+        assert_eq!(lit(b"\xED\xA0\x80"), r#""\237\160\128""#);
+        assert_eq!(lit(b"\xF4\x90\x80\x80"), r#""\244\144\128\128""#);
+    }
+
+    #[test]
+    fn utf8_agrees_with_std_on_every_short_sequence() {
+        for a in 0x80..=0xFFu32 {
+            for b in (0..=0xFFu32).step_by(7) {
+                for c in [0x80u8, 0xBF, 0x41] {
+                    let s = [a as u8, b as u8, c, 0x80];
+                    let n = utf8_sequence_len(&s);
+                    let expected = (2..=4).find(|&k| std::str::from_utf8(&s[..k]).is_ok()).unwrap_or(0);
+                    assert_eq!(n, expected, "{s:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier(b"player_id"));
+        assert!(is_identifier(b"_G"));
+        assert!(!is_identifier(b"end"));
+        assert!(!is_identifier(b"1a"));
+        assert!(!is_identifier(b"a-b"));
+        assert!(!is_identifier(b""));
+    }
+}

@@ -1,0 +1,417 @@
+//! Parser for the value text format: everything serpent writes, and nothing that runs code.
+//!
+//! Accepted: one value (optionally after `return`), or a chunk of `local NAME = value`,
+//! `path = value` and a final `return value`, optionally inside `do ... end` (serpent's dump
+//! form and our own). Paths start at a declared local; there are no globals, calls,
+//! function literals or operators besides the `1/0`, `-1/0`, `0/0` and `-1/(1/0)` numbers.
+//!
+//! Nesting is handled with an explicit frame stack, never native recursion, and every
+//! value created is counted against the node limit.
+
+use super::builder::{BuildResult, Builder};
+use super::error::{ParseError, ParseErrorKind};
+use super::lex::{is_keyword, Lexer, Tok};
+use super::limits::{LoadLimits, MAX_LOCALS};
+use super::number::Num;
+
+/// Parses `src` and leaves exactly one value on the builder's stack.
+pub fn parse<B: Builder>(src: &[u8], limits: &LoadLimits, builder: &mut B) -> Result<(), ParseError> {
+    if src.len() > limits.max_bytes {
+        return Err(ParseError::new(0, ParseErrorKind::TooLarge { max: limits.max_bytes, len: src.len() }));
+    }
+    if src.first() == Some(&0x1b) {
+        return Err(ParseError::new(0, ParseErrorKind::Bytecode));
+    }
+    let mut p = Parser {
+        lex: Lexer::new(src, builder.has_integers()),
+        b: builder,
+        limits,
+        tok: Tok::Eof,
+        depth: 0,
+        nodes: 0,
+        frames: Vec::new(),
+        locals: Vec::new(),
+    };
+    p.advance()?;
+    p.top()
+}
+
+enum Frame {
+    /// Inside a table constructor; `pos` positional items so far.
+    Table { pos: i64 },
+    /// The value being parsed is the next positional item.
+    Positional,
+    /// The value being parsed is a `[key]`.
+    Key,
+    /// The value being parsed belongs to the key below it.
+    Keyed,
+    /// The value being parsed is the key of `path[...]` in a value position.
+    PathKey,
+}
+
+struct Parser<'s, 'b, B: Builder> {
+    lex: Lexer<'s>,
+    b: &'b mut B,
+    limits: &'b LoadLimits,
+    tok: Tok,
+    depth: usize,
+    nodes: usize,
+    frames: Vec<Frame>,
+    /// Spans of declared local names; the index is the builder's slot.
+    locals: Vec<&'s [u8]>,
+}
+
+impl<'s, B: Builder> Parser<'s, '_, B> {
+    fn advance(&mut self) -> Result<(), ParseError> {
+        self.tok = self.lex.next()?;
+        Ok(())
+    }
+
+    fn err(&self, kind: ParseErrorKind) -> ParseError {
+        ParseError::new(self.lex.start, kind)
+    }
+
+    fn unexpected(&self, expected: &'static str) -> ParseError {
+        match self.tok {
+            Tok::Name if self.lex.token_text() == b"function" => self.err(ParseErrorKind::FunctionLiteral),
+            Tok::LParen => self.err(ParseErrorKind::Unexpected {
+                found: "'(' (calls and parenthesised expressions are not accepted)".into(),
+                expected,
+            }),
+            _ => self.err(ParseErrorKind::Unexpected { found: self.lex.describe(self.tok), expected }),
+        }
+    }
+
+    fn expect(&mut self, tok: Tok, expected: &'static str) -> Result<(), ParseError> {
+        if self.tok != tok {
+            return Err(self.unexpected(expected));
+        }
+        self.advance()
+    }
+
+    fn build(&self, r: BuildResult) -> Result<(), ParseError> {
+        r.map_err(|e| self.err(ParseErrorKind::Build(e)))
+    }
+
+    fn is_word(&self, word: &[u8]) -> bool {
+        self.tok == Tok::Name && self.lex.token_text() == word
+    }
+
+    fn count_node(&mut self) -> Result<(), ParseError> {
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return Err(self.err(ParseErrorKind::TooManyNodes { max: self.limits.max_nodes }));
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > self.limits.max_depth {
+            return Err(self.err(ParseErrorKind::TooDeep { max: self.limits.max_depth }));
+        }
+        Ok(())
+    }
+
+    fn top(&mut self) -> Result<(), ParseError> {
+        if self.tok == Tok::Eof {
+            return Err(self.err(ParseErrorKind::Empty));
+        }
+        if self.is_word(b"do") {
+            self.advance()?;
+            self.statements()?;
+            if !self.is_word(b"end") {
+                return Err(self.unexpected("'end' closing the dump chunk"));
+            }
+            self.advance()?;
+        } else if self.is_word(b"local") {
+            self.statements()?;
+        } else {
+            if self.is_word(b"return") {
+                self.advance()?;
+            }
+            self.value()?;
+        }
+        if self.tok != Tok::Eof {
+            return Err(self.unexpected("end of text after the value"));
+        }
+        Ok(())
+    }
+
+    /// Statements up to and including `return value [;]`.
+    fn statements(&mut self) -> Result<(), ParseError> {
+        loop {
+            match self.tok {
+                Tok::Semi => self.advance()?,
+                Tok::Name if self.lex.token_text() == b"local" => {
+                    self.advance()?;
+                    let name = self.lex.token_text();
+                    if self.tok != Tok::Name || is_keyword(name) {
+                        return Err(self.unexpected("a local name"));
+                    }
+                    self.advance()?;
+                    self.expect(Tok::Assign, "'='")?;
+                    self.value()?;
+                    // Redeclaring a name shadows it; reusing the slot has the same effect here.
+                    let slot = match self.locals.iter().position(|&n| n == name) {
+                        Some(slot) => slot,
+                        None if self.locals.len() < MAX_LOCALS => {
+                            self.locals.push(name);
+                            self.locals.len() - 1
+                        }
+                        None => return Err(self.err(ParseErrorKind::TooManyLocals { max: MAX_LOCALS })),
+                    };
+                    { let r = self.b.set_local(slot); self.build(r) }?;
+                }
+                Tok::Name if self.lex.token_text() == b"return" => {
+                    self.advance()?;
+                    self.value()?;
+                    if self.tok == Tok::Semi {
+                        self.advance()?;
+                    }
+                    return Ok(());
+                }
+                Tok::Name => self.assignment()?,
+                _ => return Err(self.unexpected("a statement of the dump chunk")),
+            }
+        }
+    }
+
+    fn local_slot(&self) -> Result<usize, ParseError> {
+        let name = self.lex.token_text();
+        if is_keyword(name) {
+            return Err(self.unexpected("a value"));
+        }
+        self.locals
+            .iter()
+            .position(|&n| n == name)
+            .ok_or_else(|| self.err(ParseErrorKind::GlobalName(String::from_utf8_lossy(name).into_owned())))
+    }
+
+    /// `local(.name | [value])+ = value`
+    fn assignment(&mut self) -> Result<(), ParseError> {
+        let slot = self.local_slot()?;
+        { let r = self.b.get_local(slot); self.build(r) }?;
+        self.advance()?;
+        loop {
+            match self.tok {
+                Tok::Dot => {
+                    self.advance()?;
+                    if self.tok != Tok::Name {
+                        return Err(self.unexpected("a field name"));
+                    }
+                    { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
+                    self.advance()?;
+                }
+                Tok::LBracket => {
+                    self.advance()?;
+                    self.enter()?;
+                    self.value()?;
+                    self.depth -= 1;
+                    self.expect(Tok::RBracket, "']'")?;
+                }
+                _ => return Err(self.unexpected("'.' or '[' in an assignment target")),
+            }
+            if self.tok == Tok::Assign {
+                self.advance()?;
+                self.value()?;
+                return { let r = self.b.assign(); self.build(r) };
+            }
+            { let r = self.b.index(); self.build(r) }?;
+        }
+    }
+
+    /// Parses one value (any nesting) and pushes it.
+    fn value(&mut self) -> Result<(), ParseError> {
+        let base = self.frames.len();
+        'value: loop {
+            // `self.tok` starts a value.
+            match self.tok {
+                Tok::LBrace => {
+                    self.enter()?;
+                    self.count_node()?;
+                    { let r = self.b.table(); self.build(r) }?;
+                    self.advance()?;
+                    self.frames.push(Frame::Table { pos: 0 });
+                    if self.field_start()? {
+                        continue 'value;
+                    }
+                }
+                Tok::Str => {
+                    self.count_node()?;
+                    { let r = self.b.string(self.lex.string()); self.build(r) }?;
+                    self.advance()?;
+                }
+                Tok::Num(_) | Tok::Minus => self.number()?,
+                Tok::Name => match self.lex.token_text() {
+                    b"nil" => self.scalar(|b| b.nil())?,
+                    b"true" => self.scalar(|b| b.boolean(true))?,
+                    b"false" => self.scalar(|b| b.boolean(false))?,
+                    _ => {
+                        // Outside a chunk there are no locals: every other name is a global.
+                        let slot = self.local_slot()?;
+                        self.count_node()?;
+                        { let r = self.b.get_local(slot); self.build(r) }?;
+                        self.advance()?;
+                        if self.path_suffix()? {
+                            continue 'value;
+                        }
+                    }
+                },
+                _ => return Err(self.unexpected("a value")),
+            }
+            // A value is complete: close the frames it completes.
+            loop {
+                if self.frames.len() == base {
+                    return Ok(());
+                }
+                match self.frames.pop() {
+                    Some(Frame::Positional) => {
+                        let Some(Frame::Table { pos }) = self.frames.last_mut() else { unreachable!() };
+                        *pos += 1;
+                        let index = *pos;
+                        { let r = self.b.append(index); self.build(r) }?;
+                    }
+                    Some(Frame::Keyed) => { let r = self.b.set(); self.build(r) }?,
+                    Some(Frame::Key) => {
+                        self.expect(Tok::RBracket, "']'")?;
+                        self.expect(Tok::Assign, "'='")?;
+                        self.frames.push(Frame::Keyed);
+                        continue 'value;
+                    }
+                    Some(Frame::PathKey) => {
+                        self.depth -= 1;
+                        self.expect(Tok::RBracket, "']'")?;
+                        { let r = self.b.index(); self.build(r) }?;
+                        if self.path_suffix()? {
+                            continue 'value;
+                        }
+                        continue;
+                    }
+                    Some(Frame::Table { .. }) | None => unreachable!("tables close in field_end"),
+                }
+                // After a field of the table now on top.
+                match self.tok {
+                    Tok::Comma | Tok::Semi => {
+                        self.advance()?;
+                        if self.field_start()? {
+                            continue 'value;
+                        }
+                    }
+                    Tok::RBrace => {
+                        self.frames.pop();
+                        self.depth -= 1;
+                        self.advance()?;
+                    }
+                    _ => return Err(self.unexpected("',' or '}' in a table")),
+                }
+            }
+        }
+    }
+
+    /// At the start of a field (or the closing brace) of the table on top of the frames.
+    /// Returns true when a value must be parsed next; false when the table was closed.
+    fn field_start(&mut self) -> Result<bool, ParseError> {
+        match self.tok {
+            Tok::RBrace => {
+                self.frames.pop();
+                self.depth -= 1;
+                self.advance()?;
+                Ok(false)
+            }
+            Tok::LBracket => {
+                self.advance()?;
+                self.frames.push(Frame::Key);
+                Ok(true)
+            }
+            Tok::Name if !is_keyword(self.lex.token_text()) && self.lex.peek_is_assign() => {
+                self.count_node()?;
+                { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
+                self.advance()?;
+                self.advance()?; // '='
+                self.frames.push(Frame::Keyed);
+                Ok(true)
+            }
+            _ => {
+                self.frames.push(Frame::Positional);
+                Ok(true)
+            }
+        }
+    }
+
+    /// After a path read: `.name` steps are taken here; `[` pushes a frame and returns true.
+    fn path_suffix(&mut self) -> Result<bool, ParseError> {
+        loop {
+            match self.tok {
+                Tok::Dot => {
+                    self.advance()?;
+                    if self.tok != Tok::Name {
+                        return Err(self.unexpected("a field name"));
+                    }
+                    { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
+                    { let r = self.b.index(); self.build(r) }?;
+                    self.advance()?;
+                }
+                Tok::LBracket => {
+                    self.enter()?;
+                    self.advance()?;
+                    self.frames.push(Frame::PathKey);
+                    return Ok(true);
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    fn scalar(&mut self, push: impl FnOnce(&mut B) -> BuildResult) -> Result<(), ParseError> {
+        self.count_node()?;
+        let r = push(self.b);
+        self.build(r)?;
+        self.advance()
+    }
+
+    /// `[-]* numeral [ / 0 | / (1/0) ]`: the numbers serpent and our writer produce.
+    fn number(&mut self) -> Result<(), ParseError> {
+        let mut negate = false;
+        while self.tok == Tok::Minus {
+            negate = !negate;
+            self.advance()?;
+        }
+        let Tok::Num(n) = self.tok else {
+            return Err(self.unexpected("a number after '-'"));
+        };
+        let numerator_text = self.lex.token_text();
+        let mut value = if negate { n.neg() } else { n };
+        self.advance()?;
+        if self.tok == Tok::Slash {
+            let op_offset = self.lex.start;
+            let operator = || ParseError::new(op_offset, ParseErrorKind::Operator("/".into()));
+            if numerator_text != b"1" && numerator_text != b"0" {
+                return Err(operator());
+            }
+            self.advance()?;
+            let denominator = match self.tok {
+                Tok::Num(_) if self.lex.token_text() == b"0" => 0.0,
+                Tok::LParen => {
+                    // Only `(1/0)`, which our writer uses to spell negative zero.
+                    for expected in [&b"1"[..], b"/", b"0", b")"] {
+                        self.advance()?;
+                        if self.lex.token_text() != expected || matches!(self.tok, Tok::Str) {
+                            return Err(operator());
+                        }
+                    }
+                    f64::INFINITY
+                }
+                _ => return Err(operator()),
+            };
+            value = Num::Float(value.as_f64() / denominator);
+            self.advance()?;
+        }
+        self.count_node()?;
+        let r = match value {
+            Num::Int(i) => self.b.integer(i),
+            Num::Float(f) => self.b.float(f),
+        };
+        self.build(r)
+    }
+}
