@@ -1,0 +1,97 @@
+//! Thin helpers over the Lua C API that differ between Lua versions, and the one way a raw
+//! C function in this crate raises a Lua error.
+
+use mlua::ffi::{self, lua_State};
+use std::os::raw::c_int;
+
+pub use crate::text::number::Num;
+
+/// Lua 5.3+ has an integer subtype; 5.1, 5.2 and LuaJIT only have doubles.
+pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54"));
+
+/// The number at `idx` with its subtype (always `Float` without integers).
+///
+/// # Safety
+/// `idx` must hold a number.
+#[inline]
+pub unsafe fn number_at(l: *mut lua_State, idx: c_int) -> Num {
+    if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
+        Num::Int(ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64)
+    } else {
+        Num::Float(ffi::lua_tonumber(l, idx))
+    }
+}
+
+/// # Safety
+/// A valid state with a free stack slot.
+#[inline]
+pub unsafe fn push_int(l: *mut lua_State, v: i64) {
+    if HAS_INTEGERS {
+        ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+    } else {
+        ffi::lua_pushnumber(l, v as f64);
+    }
+}
+
+/// The bytes of the string at `idx`; the slice lives as long as the string stays on the stack.
+///
+/// # Safety
+/// `idx` must hold a string (not a number: `lua_tolstring` would convert it in place).
+#[inline]
+pub unsafe fn bytes_at<'a>(l: *mut lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let ptr = ffi::lua_tolstring(l, idx, &mut len);
+    if ptr.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr as *const u8, len)
+    }
+}
+
+/// # Safety
+/// A valid state.
+pub unsafe fn type_name(l: *mut lua_State, idx: c_int) -> &'static str {
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TNONE => "no value",
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "boolean",
+        ffi::LUA_TLIGHTUSERDATA | ffi::LUA_TUSERDATA => "userdata",
+        ffi::LUA_TNUMBER => "number",
+        ffi::LUA_TSTRING => "string",
+        ffi::LUA_TTABLE => "table",
+        ffi::LUA_TFUNCTION => "function",
+        ffi::LUA_TTHREAD => "thread",
+        _ => "cdata",
+    }
+}
+
+/// Pushes `msg` and raises it as a Lua error. Callers hold no value with a destructor at
+/// this point: the error unwinds past this frame with `longjmp` on PUC Lua.
+///
+/// # Safety
+/// A valid state, called from a C function.
+pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
+    ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+    drop(msg);
+    ffi::lua_error(l)
+}
+
+/// Runs the body of a C function, turning a returned error into a Lua error and a panic
+/// into a Lua error too, so that no panic crosses into the host.
+///
+/// # Safety
+/// A valid state, called as a C function.
+pub unsafe fn guarded(l: *mut lua_State, name: &str, body: impl FnOnce() -> Result<c_int, String>) -> c_int {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let msg = match outcome {
+        Ok(Ok(n)) => return n,
+        Ok(Err(msg)) => msg,
+        Err(_) => format!("remote_runner: internal error in '{name}' (please report it)"),
+    };
+    raise(l, msg)
+}
+
+/// `bad argument #n to 'fname' (what)`, Lua's own wording.
+pub fn bad_argument(n: c_int, fname: &str, what: impl std::fmt::Display) -> String {
+    format!("bad argument #{n} to '{fname}' ({what})")
+}

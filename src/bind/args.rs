@@ -1,0 +1,55 @@
+//! Reading the optional `opts` table of `dump` and `load`.
+
+use super::api::{bad_argument, number_at, type_name, Num};
+use mlua::ffi::{self, lua_State};
+use std::ffi::CString;
+use std::os::raw::c_int;
+
+/// Positive integer field `name` of the table at `idx`, if present.
+///
+/// # Safety
+/// `idx` holds a table; one free stack slot.
+pub unsafe fn limit_field(l: *mut lua_State, idx: c_int, arg: c_int, fname: &str, name: &str) -> Result<Option<usize>, String> {
+    let key = CString::new(name).expect("field names have no NUL");
+    ffi::lua_getfield(l, idx, key.as_ptr());
+    let value = match ffi::lua_type(l, -1) {
+        ffi::LUA_TNIL => Ok(None),
+        // `as usize` saturates, so a huge float means "no practical limit".
+        ffi::LUA_TNUMBER => match number_at(l, -1) {
+            Num::Int(n) if n > 0 => Ok(Some(n as usize)),
+            Num::Float(f) if f >= 1.0 && f.fract() == 0.0 => Ok(Some(f as usize)),
+            _ => Err("a number that is not a positive integer"),
+        },
+        _ => Err(type_name(l, -1)),
+    };
+    ffi::lua_pop(l, 1);
+    value.map_err(|got| bad_argument(arg, fname, format!("opts.{name} must be a positive integer, got {got}")))
+}
+
+/// String field `name` of the table at `idx`, if present.
+///
+/// # Safety
+/// `idx` holds a table; one free stack slot.
+pub unsafe fn string_field(l: *mut lua_State, idx: c_int, arg: c_int, fname: &str, name: &str) -> Result<Option<String>, String> {
+    let key = CString::new(name).expect("field names have no NUL");
+    ffi::lua_getfield(l, idx, key.as_ptr());
+    let value = match ffi::lua_type(l, -1) {
+        ffi::LUA_TNIL => Ok(None),
+        ffi::LUA_TSTRING => Ok(Some(String::from_utf8_lossy(super::api::bytes_at(l, -1)).into_owned())),
+        _ => Err(bad_argument(arg, fname, format!("opts.{name} must be a string, got {}", type_name(l, -1)))),
+    };
+    ffi::lua_pop(l, 1);
+    value
+}
+
+/// Checks that argument `arg` is nil/absent or a table; true when it is a table.
+///
+/// # Safety
+/// A valid state.
+pub unsafe fn opts_table(l: *mut lua_State, arg: c_int, fname: &str) -> Result<bool, String> {
+    match ffi::lua_type(l, arg) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(false),
+        ffi::LUA_TTABLE => Ok(true),
+        _ => Err(bad_argument(arg, fname, format!("table expected, got {}", type_name(l, arg)))),
+    }
+}

@@ -1,0 +1,615 @@
+//! `remote_runner.dump(value [, opts]) -> text`.
+//!
+//! One pass writes a plain constructor while remembering every table it entered. Only when
+//! a table turns up a second time (shared or cyclic) or as a key does it start over in graph
+//! form: a counting pass finds the shared tables, then the text pre-creates them in one
+//! constructor and fills them with assignments:
+//! `do local __={{},{}};__[1].x=__[2];__[2][1]=__[1];local _={a=__[1]};return _;end`.
+
+use super::api::{bad_argument, bytes_at, guarded, number_at, type_name, Num};
+use super::args::{limit_field, opts_table, string_field};
+use crate::text::escape::{is_identifier, write_string};
+use crate::text::limits::DumpLimits;
+use crate::text::writer::Writer;
+use mlua::ffi::{self, lua_State};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::raw::c_int;
+
+/// Hashes table addresses: they are unique already, so one multiply spreads them enough.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (v as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ByAddress = BuildHasherDefault<AddressHasher>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Ask `lua_next` for the next entry.
+    Next,
+    /// The entry's key is handled; its value (on top) is next.
+    Value,
+    /// A child table (the value) is being walked; end the field when it is done.
+    AfterValue,
+}
+
+#[derive(Clone, Copy)]
+struct Level {
+    /// Absolute stack index of the table; its current key is at `table + 1`.
+    table: c_int,
+    /// Positional items written so far.
+    pos: i64,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Plain constructor; bail out on the first shared table or table key.
+    Fast,
+    /// Graph form, pass 1: count references, write nothing.
+    Count,
+    /// Graph form, pass 2: write a constructor, shared tables as `__[j]`.
+    Inline,
+}
+
+enum Failure {
+    NeedGraph,
+    Error(String),
+}
+
+impl From<String> for Failure {
+    fn from(msg: String) -> Self {
+        Failure::Error(msg)
+    }
+}
+
+struct Node {
+    refs: u32,
+    /// Order of discovery, the table's index in the `seen` array.
+    order: u32,
+    used_as_key: bool,
+    /// Index in `__` when shared, else 0.
+    shared: u32,
+}
+
+/// Buffers kept per thread between calls, so a dump allocates nothing in the steady state.
+struct Scratch {
+    writer: Writer,
+    levels: Vec<Level>,
+    visited: HashSet<usize, ByAddress>,
+    nodes: HashMap<usize, Node, ByAddress>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        writer: Writer::new(super::api::HAS_INTEGERS),
+        levels: Vec::with_capacity(16),
+        visited: HashSet::default(),
+        nodes: HashMap::default(),
+    });
+}
+
+/// Largest buffer kept between calls; a bigger one is released after use.
+const KEEP_BYTES: usize = 1 << 20;
+
+struct Dumper<'a> {
+    l: *mut lua_State,
+    s: &'a mut Scratch,
+    limits: DumpLimits,
+    root_name: &'a str,
+    /// Stack index of the Lua array of tables in discovery order (graph form).
+    seen: c_int,
+}
+
+impl Dumper<'_> {
+    unsafe fn walk(&mut self, idx: c_int, mode: Mode) -> Result<(), Failure> {
+        let l = self.l;
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return self.scalar(idx, mode);
+        }
+        self.s.levels.clear();
+        self.room()?;
+        ffi::lua_pushvalue(l, idx);
+        let ptr = ffi::lua_topointer(l, -1) as usize;
+        match mode {
+            Mode::Fast => {
+                self.s.visited.insert(ptr);
+            }
+            Mode::Count => self.discover(ptr),
+            Mode::Inline => {}
+        }
+        self.enter(mode);
+        let writing = mode != Mode::Count;
+        loop {
+            if self.s.writer.len() > self.limits.max_bytes {
+                return Err(self.too_large());
+            }
+            let n = self.s.levels.len();
+            let level = self.s.levels[n - 1];
+            if level.phase == Phase::Next {
+                if ffi::lua_next(l, level.table) == 0 {
+                    self.s.levels.pop();
+                    if writing {
+                        self.s.writer.close_table();
+                    }
+                    ffi::lua_pop(l, 1);
+                    match self.s.levels.last_mut() {
+                        None => return Ok(()),
+                        Some(parent) if parent.phase == Phase::AfterValue => {
+                            parent.phase = Phase::Next;
+                            if writing {
+                                self.s.writer.end_field();
+                            }
+                        }
+                        Some(_) => {} // a key table was walked; its value is next
+                    }
+                    continue;
+                }
+                if self.key(mode)? {
+                    continue;
+                }
+            }
+            self.value(mode)?;
+        }
+    }
+
+    /// Pushes a level for the table on top and opens its constructor.
+    unsafe fn enter(&mut self, mode: Mode) {
+        let table = ffi::lua_gettop(self.l);
+        self.s.levels.push(Level { table, pos: 0, phase: Phase::Next });
+        if mode != Mode::Count {
+            self.s.writer.open_table();
+        }
+        ffi::lua_pushnil(self.l);
+    }
+
+    unsafe fn room(&self) -> Result<(), Failure> {
+        if ffi::lua_checkstack(self.l, 6) == 0 {
+            return Err(Failure::Error("dump: out of Lua stack".into()));
+        }
+        Ok(())
+    }
+
+    unsafe fn discover(&mut self, ptr: usize) {
+        let order = self.s.nodes.len() as u32 + 1;
+        self.s.nodes.insert(ptr, Node { refs: 1, order, used_as_key: false, shared: 0 });
+        ffi::lua_pushvalue(self.l, -1);
+        ffi::lua_rawseti(self.l, self.seen, order as _);
+    }
+
+    fn shared_index(&self, ptr: usize) -> u32 {
+        self.s.nodes.get(&ptr).map_or(0, |n| n.shared)
+    }
+
+    /// Handles the key at -2. Returns true when it descended into a table key.
+    unsafe fn key(&mut self, mode: Mode) -> Result<bool, Failure> {
+        let l = self.l;
+        let n = self.s.levels.len();
+        let w = &mut self.s.writer;
+        match ffi::lua_type(l, -2) {
+            ffi::LUA_TSTRING => {
+                if mode != Mode::Count {
+                    w.string_key(bytes_at(l, -2));
+                }
+            }
+            ffi::LUA_TNUMBER => {
+                if mode != Mode::Count {
+                    let num = number_at(l, -2);
+                    let level = &mut self.s.levels[n - 1];
+                    let next = level.pos + 1;
+                    if num == Num::Int(next) || num == Num::Float(next as f64) && !super::api::HAS_INTEGERS {
+                        level.pos = next;
+                    } else {
+                        w.open_key();
+                        write_number(w, num);
+                        w.close_key();
+                    }
+                }
+            }
+            ffi::LUA_TBOOLEAN => {
+                if mode != Mode::Count {
+                    w.open_key();
+                    w.boolean(ffi::lua_toboolean(l, -2) != 0);
+                    w.close_key();
+                }
+            }
+            ffi::LUA_TTABLE => {
+                let ptr = ffi::lua_topointer(l, -2) as usize;
+                match mode {
+                    Mode::Fast => return Err(Failure::NeedGraph),
+                    Mode::Inline => {
+                        let j = self.shared_index(ptr);
+                        let w = &mut self.s.writer;
+                        w.open_key();
+                        write_shared_ref(w, j);
+                        w.close_key();
+                    }
+                    Mode::Count => {
+                        self.s.levels[n - 1].phase = Phase::Value;
+                        ffi::lua_pushvalue(l, -2);
+                        if let Some(node) = self.s.nodes.get_mut(&ptr) {
+                            node.refs += 1;
+                            node.used_as_key = true;
+                            ffi::lua_pop(l, 1);
+                            return Ok(false);
+                        }
+                        self.check_depth()?;
+                        self.discover(ptr);
+                        if let Some(node) = self.s.nodes.get_mut(&ptr) {
+                            node.used_as_key = true;
+                        }
+                        self.room()?;
+                        self.enter(mode);
+                        return Ok(true);
+                    }
+                }
+            }
+            _ => {
+                let what = type_name(l, -2);
+                return Err(format!("{}: cannot send a {what} as a table key", self.path(false)).into());
+            }
+        }
+        self.s.levels[n - 1].phase = Phase::Value;
+        Ok(false)
+    }
+
+    /// Handles the value at -1 of the current entry.
+    unsafe fn value(&mut self, mode: Mode) -> Result<(), Failure> {
+        let l = self.l;
+        let n = self.s.levels.len();
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            let ptr = ffi::lua_topointer(l, -1) as usize;
+            match mode {
+                Mode::Fast => {
+                    if !self.s.visited.insert(ptr) {
+                        return Err(Failure::NeedGraph);
+                    }
+                }
+                Mode::Count => {
+                    if let Some(node) = self.s.nodes.get_mut(&ptr) {
+                        node.refs += 1;
+                        ffi::lua_pop(l, 1);
+                        self.s.levels[n - 1].phase = Phase::Next;
+                        return Ok(());
+                    }
+                    self.check_depth()?;
+                    self.discover(ptr);
+                }
+                Mode::Inline => {
+                    let j = self.shared_index(ptr);
+                    if j != 0 {
+                        write_shared_ref(&mut self.s.writer, j);
+                        self.s.writer.end_field();
+                        ffi::lua_pop(l, 1);
+                        self.s.levels[n - 1].phase = Phase::Next;
+                        return Ok(());
+                    }
+                }
+            }
+            self.check_depth()?;
+            self.room()?;
+            self.s.levels[n - 1].phase = Phase::AfterValue;
+            self.enter(mode);
+            return Ok(());
+        }
+        self.scalar(-1, mode)?;
+        if mode != Mode::Count {
+            self.s.writer.end_field();
+        }
+        ffi::lua_pop(l, 1);
+        self.s.levels[n - 1].phase = Phase::Next;
+        Ok(())
+    }
+
+    unsafe fn check_depth(&self) -> Result<(), Failure> {
+        if self.s.levels.len() >= self.limits.max_depth {
+            return Err(format!(
+                "{}: tables nest deeper than the depth limit (maxdepth = {})",
+                self.path(true),
+                self.limits.max_depth
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Writes the non-table value at `idx`, or fails naming its path.
+    unsafe fn scalar(&mut self, idx: c_int, mode: Mode) -> Result<(), Failure> {
+        let l = self.l;
+        let w = &mut self.s.writer;
+        let writing = mode != Mode::Count;
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => {
+                if writing {
+                    w.nil()
+                }
+            }
+            ffi::LUA_TBOOLEAN => {
+                if writing {
+                    w.boolean(ffi::lua_toboolean(l, idx) != 0)
+                }
+            }
+            ffi::LUA_TNUMBER => {
+                if writing {
+                    write_number(w, number_at(l, idx))
+                }
+            }
+            ffi::LUA_TSTRING => {
+                if writing {
+                    w.string(bytes_at(l, idx))
+                }
+            }
+            _ => {
+                let what = type_name(l, idx);
+                return Err(format!("{}: cannot send a {what}", self.path(true)).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn too_large(&self) -> Failure {
+        Failure::Error(format!(
+            "dump: text exceeds the size limit (maxbytes = {})",
+            self.limits.max_bytes
+        ))
+    }
+
+    /// `root[2].cb`-style path of the current position; `with_key` adds the current key.
+    unsafe fn path(&self, with_key: bool) -> String {
+        let mut path = self.root_name.to_string();
+        let levels = &self.s.levels;
+        let keyed = if with_key { levels.len() } else { levels.len().saturating_sub(1) };
+        for level in &levels[..keyed] {
+            push_path_key(self.l, &mut path, level.table + 1);
+        }
+        path
+    }
+
+    /// Graph form: count references, then write the chunk.
+    unsafe fn graph(&mut self, idx: c_int) -> Result<(), Failure> {
+        let l = self.l;
+        self.s.nodes.clear();
+        ffi::lua_createtable(l, 0, 0);
+        self.seen = ffi::lua_gettop(l);
+        self.walk(idx, Mode::Count)?;
+        let mut order: Vec<(u32, usize)> = self
+            .s
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.refs > 1 || n.used_as_key)
+            .map(|(&ptr, n)| (n.order, ptr))
+            .collect();
+        order.sort_unstable();
+        for (j, &(_, ptr)) in order.iter().enumerate() {
+            if let Some(node) = self.s.nodes.get_mut(&ptr) {
+                node.shared = j as u32 + 1;
+            }
+        }
+        let w = &mut self.s.writer;
+        w.clear();
+        w.raw(b"do local __={");
+        for _ in 0..order.len() {
+            w.raw(b"{},");
+        }
+        w.close_table();
+        w.raw(b";");
+        for (j, &(seen_at, _)) in order.iter().enumerate() {
+            ffi::lua_rawgeti(l, self.seen, seen_at as _);
+            self.assignments(j as u32 + 1)?;
+            ffi::lua_pop(l, 1);
+        }
+        self.s.writer.raw(b"local _=");
+        ffi::lua_pushvalue(l, idx);
+        let root_shared = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            self.shared_index(ffi::lua_topointer(l, -1) as usize)
+        } else {
+            0
+        };
+        if root_shared != 0 {
+            write_shared_ref(&mut self.s.writer, root_shared);
+        } else {
+            self.walk(ffi::lua_gettop(l), Mode::Inline)?;
+        }
+        ffi::lua_pop(l, 1);
+        self.s.writer.raw(b";return _;end");
+        Ok(())
+    }
+
+    /// `__[j]<key>=<value>;` for every entry of the shared table on top.
+    unsafe fn assignments(&mut self, j: u32) -> Result<(), Failure> {
+        let l = self.l;
+        let table = ffi::lua_gettop(l);
+        self.room()?;
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, table) != 0 {
+            let w = &mut self.s.writer;
+            write_shared_ref(w, j);
+            match ffi::lua_type(l, -2) {
+                ffi::LUA_TSTRING if is_identifier(bytes_at(l, -2)) => {
+                    w.raw(b".");
+                    w.raw(bytes_at(l, -2));
+                }
+                ffi::LUA_TTABLE => {
+                    let k = self.shared_index(ffi::lua_topointer(l, -2) as usize);
+                    let w = &mut self.s.writer;
+                    w.raw(b"[");
+                    write_shared_ref(w, k);
+                    w.raw(b"]");
+                }
+                _ => {
+                    w.raw(b"[");
+                    self.scalar(-2, Mode::Inline)?;
+                    self.s.writer.raw(b"]");
+                }
+            }
+            self.s.writer.raw(b"=");
+            let value = ffi::lua_gettop(l);
+            let shared = match ffi::lua_type(l, value) {
+                ffi::LUA_TTABLE => self.shared_index(ffi::lua_topointer(l, value) as usize),
+                _ => 0,
+            };
+            if shared != 0 {
+                write_shared_ref(&mut self.s.writer, shared);
+            } else {
+                self.walk(value, Mode::Inline)?;
+            }
+            self.s.writer.raw(b";");
+            ffi::lua_pop(l, 1);
+            if self.s.writer.len() > self.limits.max_bytes {
+                return Err(self.too_large());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_number(w: &mut Writer, num: Num) {
+    match num {
+        Num::Int(i) => w.integer(i),
+        Num::Float(f) => w.float(f),
+    }
+}
+
+fn write_shared_ref(w: &mut Writer, j: u32) {
+    w.raw(b"__[");
+    w.integer(i64::from(j));
+    w.raw(b"]");
+}
+
+/// Appends `.name`, `["str"]`, `[3]`, `[true]` or `[table]` for the key at `idx`.
+unsafe fn push_path_key(l: *mut lua_State, path: &mut String, idx: c_int) {
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TSTRING => {
+            let key = bytes_at(l, idx);
+            if is_identifier(key) {
+                path.push('.');
+                path.push_str(&String::from_utf8_lossy(key));
+            } else {
+                let mut quoted = Vec::new();
+                write_string(&mut quoted, key);
+                path.push('[');
+                path.push_str(&String::from_utf8_lossy(&quoted));
+                path.push(']');
+            }
+        }
+        ffi::LUA_TNUMBER => {
+            let mut w = Writer::new(super::api::HAS_INTEGERS);
+            write_number(&mut w, number_at(l, idx));
+            path.push('[');
+            path.push_str(&String::from_utf8_lossy(&w.out));
+            path.push(']');
+        }
+        ffi::LUA_TBOOLEAN => path.push_str(if ffi::lua_toboolean(l, idx) != 0 { "[true]" } else { "[false]" }),
+        _ => {
+            path.push('[');
+            path.push_str(type_name(l, idx));
+            path.push(']');
+        }
+    }
+}
+
+unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>), String> {
+    let mut limits = DumpLimits::default();
+    let mut name = None;
+    if opts_table(l, 2, "dump")? {
+        if let Some(v) = limit_field(l, 2, 2, "dump", "maxdepth")? {
+            limits.max_depth = v;
+        }
+        if let Some(v) = limit_field(l, 2, 2, "dump", "maxbytes")? {
+            limits.max_bytes = v;
+        }
+        name = string_field(l, 2, 2, "dump", "name")?;
+    }
+    Ok((limits, name))
+}
+
+/// Writes the value at `idx` (absolute) and hands the text to `emit`; the stack is left as
+/// it was. Errors name the value's path starting at `root_name`.
+///
+/// # Safety
+/// A valid state; `idx` an absolute index.
+pub unsafe fn dump_at<R>(
+    l: *mut lua_State,
+    idx: c_int,
+    limits: DumpLimits,
+    root_name: &str,
+    emit: impl FnOnce(&[u8]) -> R,
+) -> Result<R, String> {
+    SCRATCH.with(|cell| {
+        let mut fresh;
+        let mut borrowed;
+        let scratch: &mut Scratch = match cell.try_borrow_mut() {
+            Ok(b) => {
+                borrowed = b;
+                &mut borrowed
+            }
+            Err(_) => {
+                fresh = Scratch {
+                    writer: Writer::new(super::api::HAS_INTEGERS),
+                    levels: Vec::new(),
+                    visited: HashSet::default(),
+                    nodes: HashMap::default(),
+                };
+                &mut fresh
+            }
+        };
+        let base = ffi::lua_gettop(l);
+        scratch.writer.clear();
+        scratch.visited.clear();
+        let mut dumper = Dumper { l, s: scratch, limits, root_name, seen: 0 };
+        let mut outcome = dumper.walk(idx, Mode::Fast);
+        if let Err(Failure::NeedGraph) = outcome {
+            ffi::lua_settop(l, base);
+            outcome = dumper.graph(idx);
+        }
+        ffi::lua_settop(l, base);
+        let result = match outcome {
+            Ok(()) if dumper.s.writer.len() > limits.max_bytes => Err(match dumper.too_large() {
+                Failure::Error(msg) => msg,
+                Failure::NeedGraph => unreachable!(),
+            }),
+            Ok(()) => Ok(emit(&dumper.s.writer.out)),
+            Err(Failure::Error(msg)) => Err(msg),
+            Err(Failure::NeedGraph) => Err("dump: internal error: graph form failed".into()),
+        };
+        let s = dumper.s;
+        if s.writer.out.capacity() > KEEP_BYTES {
+            s.writer.out = Vec::with_capacity(256);
+        }
+        if s.nodes.capacity() > 4096 {
+            s.nodes = HashMap::default();
+        }
+        if s.visited.capacity() > 4096 {
+            s.visited = HashSet::default();
+        }
+        result
+    })
+}
+
+pub unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> c_int {
+    guarded(l, "dump", || {
+        if ffi::lua_gettop(l) < 1 {
+            return Err(bad_argument(1, "dump", "value expected"));
+        }
+        let (limits, name) = dump_options(l)?;
+        let root = name.as_deref().unwrap_or("value");
+        dump_at(l, 1, limits, root, |text| {
+            ffi::lua_pushlstring(l, text.as_ptr() as *const _, text.len());
+        })?;
+        Ok(1)
+    })
+}

@@ -1,0 +1,6 @@
+//! The mlua binding: thin layers that expose the Lua-free core to Lua.
+
+pub mod api;
+pub mod args;
+pub mod dump;
+pub mod load;
