@@ -81,7 +81,11 @@ pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
 ///
 /// # Safety
 /// A valid state, called as a C function.
-pub unsafe fn guarded(l: *mut lua_State, name: &str, body: impl FnOnce() -> Result<c_int, String>) -> c_int {
+pub unsafe fn guarded(
+    l: *mut lua_State,
+    name: &str,
+    body: impl FnOnce() -> Result<c_int, String>,
+) -> c_int {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     let msg = match outcome {
         Ok(Ok(n)) => return n,

@@ -9,7 +9,13 @@ use std::os::raw::c_int;
 ///
 /// # Safety
 /// `idx` holds a table; one free stack slot.
-pub unsafe fn limit_field(l: *mut lua_State, idx: c_int, arg: c_int, fname: &str, name: &str) -> Result<Option<usize>, String> {
+pub unsafe fn limit_field(
+    l: *mut lua_State,
+    idx: c_int,
+    arg: c_int,
+    fname: &str,
+    name: &str,
+) -> Result<Option<usize>, String> {
     let key = CString::new(name).expect("field names have no NUL");
     ffi::lua_getfield(l, idx, key.as_ptr());
     let value = match ffi::lua_type(l, -1) {
@@ -23,20 +29,38 @@ pub unsafe fn limit_field(l: *mut lua_State, idx: c_int, arg: c_int, fname: &str
         _ => Err(type_name(l, -1)),
     };
     ffi::lua_pop(l, 1);
-    value.map_err(|got| bad_argument(arg, fname, format!("opts.{name} must be a positive integer, got {got}")))
+    value.map_err(|got| {
+        bad_argument(
+            arg,
+            fname,
+            format!("opts.{name} must be a positive integer, got {got}"),
+        )
+    })
 }
 
 /// String field `name` of the table at `idx`, if present.
 ///
 /// # Safety
 /// `idx` holds a table; one free stack slot.
-pub unsafe fn string_field(l: *mut lua_State, idx: c_int, arg: c_int, fname: &str, name: &str) -> Result<Option<String>, String> {
+pub unsafe fn string_field(
+    l: *mut lua_State,
+    idx: c_int,
+    arg: c_int,
+    fname: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
     let key = CString::new(name).expect("field names have no NUL");
     ffi::lua_getfield(l, idx, key.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
-        ffi::LUA_TSTRING => Ok(Some(String::from_utf8_lossy(super::api::bytes_at(l, -1)).into_owned())),
-        _ => Err(bad_argument(arg, fname, format!("opts.{name} must be a string, got {}", type_name(l, -1)))),
+        ffi::LUA_TSTRING => Ok(Some(
+            String::from_utf8_lossy(super::api::bytes_at(l, -1)).into_owned(),
+        )),
+        _ => Err(bad_argument(
+            arg,
+            fname,
+            format!("opts.{name} must be a string, got {}", type_name(l, -1)),
+        )),
     };
     ffi::lua_pop(l, 1);
     value
@@ -50,6 +74,10 @@ pub unsafe fn opts_table(l: *mut lua_State, arg: c_int, fname: &str) -> Result<b
     match ffi::lua_type(l, arg) {
         ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(false),
         ffi::LUA_TTABLE => Ok(true),
-        _ => Err(bad_argument(arg, fname, format!("table expected, got {}", type_name(l, arg)))),
+        _ => Err(bad_argument(
+            arg,
+            fname,
+            format!("table expected, got {}", type_name(l, arg)),
+        )),
     }
 }

@@ -170,7 +170,11 @@ impl Dumper<'_> {
     /// Pushes a level for the table on top and opens its constructor.
     unsafe fn enter(&mut self, mode: Mode) {
         let table = ffi::lua_gettop(self.l);
-        self.s.levels.push(Level { table, pos: 0, phase: Phase::Next });
+        self.s.levels.push(Level {
+            table,
+            pos: 0,
+            phase: Phase::Next,
+        });
         if mode != Mode::Count {
             self.s.writer.open_table();
         }
@@ -186,7 +190,15 @@ impl Dumper<'_> {
 
     unsafe fn discover(&mut self, ptr: usize) {
         let order = self.s.nodes.len() as u32 + 1;
-        self.s.nodes.insert(ptr, Node { refs: 1, order, used_as_key: false, shared: 0 });
+        self.s.nodes.insert(
+            ptr,
+            Node {
+                refs: 1,
+                order,
+                used_as_key: false,
+                shared: 0,
+            },
+        );
         ffi::lua_pushvalue(self.l, -1);
         ffi::lua_rawseti(self.l, self.seen, order as _);
     }
@@ -211,7 +223,9 @@ impl Dumper<'_> {
                     let num = number_at(l, -2);
                     let level = &mut self.s.levels[n - 1];
                     let next = level.pos + 1;
-                    if num == Num::Int(next) || num == Num::Float(next as f64) && !super::api::HAS_INTEGERS {
+                    if num == Num::Int(next)
+                        || num == Num::Float(next as f64) && !super::api::HAS_INTEGERS
+                    {
                         level.pos = next;
                     } else {
                         w.open_key();
@@ -260,7 +274,9 @@ impl Dumper<'_> {
             }
             _ => {
                 let what = type_name(l, -2);
-                return Err(format!("{}: cannot send a {what} as a table key", self.path(false)).into());
+                return Err(
+                    format!("{}: cannot send a {what} as a table key", self.path(false)).into(),
+                );
             }
         }
         self.s.levels[n - 1].phase = Phase::Value;
@@ -372,7 +388,11 @@ impl Dumper<'_> {
     unsafe fn path(&self, with_key: bool) -> String {
         let mut path = self.root_name.to_string();
         let levels = &self.s.levels;
-        let keyed = if with_key { levels.len() } else { levels.len().saturating_sub(1) };
+        let keyed = if with_key {
+            levels.len()
+        } else {
+            levels.len().saturating_sub(1)
+        };
         for level in &levels[..keyed] {
             push_path_key(self.l, &mut path, level.table + 1);
         }
@@ -513,7 +533,11 @@ unsafe fn push_path_key(l: *mut lua_State, path: &mut String, idx: c_int) {
             path.push_str(&String::from_utf8_lossy(&w.out));
             path.push(']');
         }
-        ffi::LUA_TBOOLEAN => path.push_str(if ffi::lua_toboolean(l, idx) != 0 { "[true]" } else { "[false]" }),
+        ffi::LUA_TBOOLEAN => path.push_str(if ffi::lua_toboolean(l, idx) != 0 {
+            "[true]"
+        } else {
+            "[false]"
+        }),
         _ => {
             path.push('[');
             path.push_str(type_name(l, idx));
@@ -570,7 +594,13 @@ pub unsafe fn dump_at<R>(
         let base = ffi::lua_gettop(l);
         scratch.writer.clear();
         scratch.visited.clear();
-        let mut dumper = Dumper { l, s: scratch, limits, root_name, seen: 0 };
+        let mut dumper = Dumper {
+            l,
+            s: scratch,
+            limits,
+            root_name,
+            seen: 0,
+        };
         let mut outcome = dumper.walk(idx, Mode::Fast);
         if let Err(Failure::NeedGraph) = outcome {
             ffi::lua_settop(l, base);

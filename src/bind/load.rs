@@ -3,28 +3,30 @@
 
 use super::api::{bad_argument, bytes_at, guarded, push_int, type_name, HAS_INTEGERS};
 use super::args::{limit_field, opts_table};
-use crate::text::builder::{BuildError, BuildResult, Builder};
+use crate::text::builder::{BuildError, BuildResult, Builder, Entry};
 use crate::text::limits::LoadLimits;
-use crate::text::parse::parse;
+use crate::text::parse::{parse_with, ParseScratch};
 use mlua::ffi::{self, lua_State};
+use std::cell::RefCell;
 use std::os::raw::c_int;
-
-/// Stack slots a nesting level may use (table, pending key, value) plus headroom.
-const SLOTS_PER_LEVEL: c_int = 4;
 
 struct LuaBuilder {
     l: *mut lua_State,
     /// Stack index of the dump chunk's locals (nil until the first `local`).
     locals: c_int,
+    /// Mirror of `lua_gettop`, kept by every operation, so `reserve` is a comparison.
+    top: c_int,
+    /// The stack is known to have room up to this index.
+    reserved: c_int,
 }
+
+/// Extra slots asked for at once, so `lua_checkstack` runs rarely.
+const RESERVE_CHUNK: c_int = 64;
 
 impl LuaBuilder {
     #[inline]
-    fn room(&self, n: c_int) -> BuildResult {
-        // SAFETY: `l` is the live state of the running C function.
-        if unsafe { ffi::lua_checkstack(self.l, n) } == 0 {
-            return Err(BuildError::Exhausted("Lua stack"));
-        }
+    fn push(&mut self) -> BuildResult {
+        self.top += 1;
         Ok(())
     }
 
@@ -47,8 +49,8 @@ impl LuaBuilder {
     }
 }
 
-// SAFETY for every method: the parser keeps the stack balanced as the trait documents, and
-// `room` is checked wherever the stack grows by more than the slots reserved per level.
+// SAFETY for every method: `l` is the state of the running C function, the parser keeps the
+// stack balanced as the trait documents, and it reserves room before the stack grows.
 impl Builder for LuaBuilder {
     fn has_integers(&self) -> bool {
         HAS_INTEGERS
@@ -56,38 +58,94 @@ impl Builder for LuaBuilder {
     #[inline]
     fn nil(&mut self) -> BuildResult {
         unsafe { ffi::lua_pushnil(self.l) };
-        Ok(())
+        self.push()
     }
     #[inline]
     fn boolean(&mut self, v: bool) -> BuildResult {
         unsafe { ffi::lua_pushboolean(self.l, v as c_int) };
-        Ok(())
+        self.push()
     }
     #[inline]
     fn integer(&mut self, v: i64) -> BuildResult {
         unsafe { push_int(self.l, v) };
-        Ok(())
+        self.push()
     }
     #[inline]
     fn float(&mut self, v: f64) -> BuildResult {
         unsafe { ffi::lua_pushnumber(self.l, v) };
-        Ok(())
+        self.push()
     }
     #[inline]
     fn string(&mut self, v: &[u8]) -> BuildResult {
         unsafe { ffi::lua_pushlstring(self.l, v.as_ptr() as *const _, v.len()) };
-        Ok(())
+        self.push()
     }
     #[inline]
-    fn table(&mut self) -> BuildResult {
-        self.room(SLOTS_PER_LEVEL)?;
-        unsafe { ffi::lua_createtable(self.l, 0, 0) };
+    fn height(&self) -> usize {
+        self.top as usize
+    }
+    #[inline]
+    fn reserve(&mut self, n: usize) -> BuildResult {
+        let n = n as c_int;
+        if self.top + n > self.reserved {
+            if unsafe { ffi::lua_checkstack(self.l, n + RESERVE_CHUNK) } == 0 {
+                return Err(BuildError::Exhausted("Lua stack"));
+            }
+            self.reserved = self.top + n + RESERVE_CHUNK;
+        }
+        Ok(())
+    }
+    fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult {
+        let l = self.l;
+        let first = base as c_int + 1;
+        let keyed = entries.len() - items;
+        self.reserve(4)?;
+        unsafe {
+            ffi::lua_createtable(l, items as c_int, keyed as c_int);
+            if keyed == 0 {
+                // An array: move the table under its items and pop them into it, last first.
+                ffi::lua_insert(l, first);
+                for index in (1..=items).rev() {
+                    ffi::lua_rawseti(l, first, index as _);
+                }
+            } else {
+                // Copy in source order, so a repeated key ends with its last value.
+                let table = self.top + 1;
+                let mut slot = first;
+                let mut index = 0;
+                for entry in entries {
+                    match entry {
+                        Entry::Item => {
+                            ffi::lua_pushvalue(l, slot);
+                            index += 1;
+                            ffi::lua_rawseti(l, table, index);
+                            slot += 1;
+                        }
+                        Entry::Named | Entry::Keyed => {
+                            if *entry == Entry::Keyed {
+                                self.check_key(slot)?;
+                            }
+                            ffi::lua_pushvalue(l, slot);
+                            ffi::lua_pushvalue(l, slot + 1);
+                            ffi::lua_rawset(l, table);
+                            slot += 2;
+                        }
+                    }
+                }
+                ffi::lua_replace(l, first);
+                ffi::lua_settop(l, first);
+            }
+        }
+        self.top = first;
         Ok(())
     }
     #[inline]
     fn append(&mut self, index: i64) -> BuildResult {
-        let index = index.try_into().map_err(|_| BuildError::Exhausted("array indices"))?;
+        let index = index
+            .try_into()
+            .map_err(|_| BuildError::Exhausted("array indices"))?;
         unsafe { ffi::lua_rawseti(self.l, -2, index) };
+        self.top -= 1;
         Ok(())
     }
     #[inline]
@@ -96,26 +154,28 @@ impl Builder for LuaBuilder {
             self.check_key(-2)?;
             ffi::lua_rawset(self.l, -3);
         }
+        self.top -= 2;
         Ok(())
     }
     fn set_local(&mut self, slot: usize) -> BuildResult {
+        self.reserve(2)?;
         unsafe {
             if ffi::lua_type(self.l, self.locals) != ffi::LUA_TTABLE {
-                self.room(2)?;
                 ffi::lua_createtable(self.l, 4, 0);
                 ffi::lua_replace(self.l, self.locals);
             }
             ffi::lua_rawseti(self.l, self.locals, slot as _);
         }
+        self.top -= 1;
         Ok(())
     }
     fn get_local(&mut self, slot: usize) -> BuildResult {
-        self.room(SLOTS_PER_LEVEL)?;
+        self.reserve(4)?;
         unsafe {
             self.check_table(self.locals)?;
             ffi::lua_rawgeti(self.l, self.locals, slot as _);
         }
-        Ok(())
+        self.push()
     }
     fn index(&mut self) -> BuildResult {
         unsafe {
@@ -123,6 +183,7 @@ impl Builder for LuaBuilder {
             ffi::lua_rawget(self.l, -2);
             ffi::lua_remove(self.l, -2);
         }
+        self.top -= 1;
         Ok(())
     }
     fn assign(&mut self) -> BuildResult {
@@ -132,8 +193,13 @@ impl Builder for LuaBuilder {
             ffi::lua_rawset(self.l, -3);
             ffi::lua_pop(self.l, 1);
         }
+        self.top -= 3;
         Ok(())
     }
+}
+
+thread_local! {
+    static PARSE_SCRATCH: RefCell<ParseScratch> = RefCell::new(ParseScratch::default());
 }
 
 unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
@@ -164,8 +230,18 @@ pub unsafe fn load_at(l: *mut lua_State, idx: c_int, limits: &LoadLimits) -> Res
     }
     ffi::lua_pushnil(l); // the locals slot
     let text = bytes_at(l, idx);
-    let mut builder = LuaBuilder { l, locals: base + 1 };
-    match parse(text, limits, &mut builder) {
+    let top = base + 1;
+    let mut builder = LuaBuilder {
+        l,
+        locals: top,
+        top,
+        reserved: top + 7,
+    };
+    let parsed = PARSE_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => parse_with(text, limits, &mut builder, &mut scratch),
+        Err(_) => parse_with(text, limits, &mut builder, &mut ParseScratch::default()),
+    });
+    match parsed {
         Ok(()) => {
             ffi::lua_remove(l, base + 1);
             Ok(())
@@ -180,7 +256,11 @@ pub unsafe fn load_at(l: *mut lua_State, idx: c_int, limits: &LoadLimits) -> Res
 pub unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> c_int {
     guarded(l, "load", || {
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
-            return Err(bad_argument(1, "load", format!("string expected, got {}", type_name(l, 1))));
+            return Err(bad_argument(
+                1,
+                "load",
+                format!("string expected, got {}", type_name(l, 1)),
+            ));
         }
         let limits = load_limits(l)?;
         match load_at(l, 1, &limits) {

@@ -30,7 +30,20 @@ impl fmt::Display for BuildError {
 
 pub type BuildResult = Result<(), BuildError>;
 
+/// One pending entry of a table constructor, in source order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// A positional item: one value.
+    Item,
+    /// `name = value`: a string key (never nil or NaN), then the value.
+    Named,
+    /// `[key] = value`: any key, then the value.
+    Keyed,
+}
+
 /// Operations named after the stack effect they have (`..` is the rest of the stack).
+/// A table constructor's entries stay on the stack until `}`, so that `build_table` can
+/// create the table with its final size in one allocation.
 pub trait Builder {
     /// False where every number is a double (Lua 5.1, 5.2, LuaJIT): the parser then reads
     /// integer literals the way those interpreters do.
@@ -41,11 +54,16 @@ pub trait Builder {
     fn integer(&mut self, v: i64) -> BuildResult;
     fn float(&mut self, v: f64) -> BuildResult;
     fn string(&mut self, v: &[u8]) -> BuildResult;
-    /// `..` → `.. {}`
-    fn table(&mut self) -> BuildResult;
-    /// `.. t v` → `.. t` with `t[index] = v` (a positional constructor item).
+    /// Current stack height, to mark where a table's pending entries start.
+    fn height(&self) -> usize;
+    /// `.. <entries above base>` → `.. t`: makes the table from the pending entries (their
+    /// layout is `entries`, `items` of them positional) and replaces them with it.
+    fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult;
+    /// Room for `n` more values on the stack.
+    fn reserve(&mut self, n: usize) -> BuildResult;
+    /// `.. t v` → `.. t` with `t[index] = v`: positional items after a table was built early.
     fn append(&mut self, index: i64) -> BuildResult;
-    /// `.. t k v` → `.. t` with `t[k] = v`.
+    /// `.. t k v` → `.. t` with `t[k] = v`: keyed entries after a table was built early.
     fn set(&mut self) -> BuildResult;
     /// `.. v` → `..`, storing v in local `slot`.
     fn set_local(&mut self, slot: usize) -> BuildResult;

@@ -6,11 +6,21 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParseErrorKind {
     Empty,
-    TooLarge { max: usize, len: usize },
-    TooDeep { max: usize },
-    TooManyNodes { max: usize },
+    TooLarge {
+        max: usize,
+        len: usize,
+    },
+    TooDeep {
+        max: usize,
+    },
+    TooManyNodes {
+        max: usize,
+    },
     Bytecode,
-    Unexpected { found: String, expected: &'static str },
+    Unexpected {
+        found: String,
+        expected: &'static str,
+    },
     GlobalName(String),
     FunctionLiteral,
     Operator(String),
@@ -19,35 +29,63 @@ pub enum ParseErrorKind {
     UnfinishedLongString,
     UnfinishedComment,
     InvalidEscape(String),
-    TooManyLocals { max: usize },
+    TooManyLocals {
+        max: usize,
+    },
     Build(BuildError),
 }
 
+/// Boxed, so that the `Result`s of the lexer's hot path stay small.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParseError {
-    pub offset: usize,
-    pub kind: ParseErrorKind,
+pub struct ParseError(Box<Located>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Located {
+    offset: usize,
+    kind: ParseErrorKind,
 }
 
 impl ParseError {
     pub fn new(offset: usize, kind: ParseErrorKind) -> Self {
-        ParseError { offset, kind }
+        ParseError(Box::new(Located { offset, kind }))
+    }
+
+    pub fn offset(&self) -> usize {
+        self.0.offset
+    }
+
+    pub fn kind(&self) -> &ParseErrorKind {
+        &self.0.kind
     }
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ParseErrorKind::*;
-        match &self.kind {
+        match &self.0.kind {
             Empty => f.write_str("no value in the text")?,
-            TooLarge { max, len } => write!(f, "text of {len} bytes exceeds the size limit (maxbytes = {max})")?,
+            TooLarge { max, len } => write!(
+                f,
+                "text of {len} bytes exceeds the size limit (maxbytes = {max})"
+            )?,
             TooDeep { max } => write!(f, "nesting exceeds the depth limit (maxdepth = {max})")?,
-            TooManyNodes { max } => write!(f, "text has more values than the nodes limit (maxnodes = {max})")?,
+            TooManyNodes { max } => write!(
+                f,
+                "text has more values than the nodes limit (maxnodes = {max})"
+            )?,
             Bytecode => f.write_str("precompiled Lua bytecode is not accepted")?,
             Unexpected { found, expected } => write!(f, "unexpected {found}, expected {expected}")?,
-            GlobalName(name) => write!(f, "global name '{name}' is not accepted (only data and the dump chunk's locals)")?,
-            FunctionLiteral => f.write_str("function literals are not accepted (they carry code)")?,
-            Operator(op) => write!(f, "operator '{op}' is not accepted (only 1/0, -1/0 and 0/0)")?,
+            GlobalName(name) => write!(
+                f,
+                "global name '{name}' is not accepted (only data and the dump chunk's locals)"
+            )?,
+            FunctionLiteral => {
+                f.write_str("function literals are not accepted (they carry code)")?
+            }
+            Operator(op) => write!(
+                f,
+                "operator '{op}' is not accepted (only 1/0, -1/0 and 0/0)"
+            )?,
             MalformedNumber(text) => write!(f, "malformed number '{text}'")?,
             UnfinishedString => f.write_str("unfinished string")?,
             UnfinishedLongString => f.write_str("unfinished long string")?,
@@ -56,7 +94,7 @@ impl fmt::Display for ParseError {
             TooManyLocals { max } => write!(f, "more than {max} locals")?,
             Build(e) => write!(f, "{e}")?,
         }
-        write!(f, " at offset {}", self.offset)
+        write!(f, " at offset {}", self.0.offset)
     }
 }
 

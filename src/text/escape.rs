@@ -130,7 +130,9 @@ mod tests {
                 for c in [0x80u8, 0xBF, 0x41] {
                     let s = [a as u8, b as u8, c, 0x80];
                     let n = utf8_sequence_len(&s);
-                    let expected = (2..=4).find(|&k| std::str::from_utf8(&s[..k]).is_ok()).unwrap_or(0);
+                    let expected = (2..=4)
+                        .find(|&k| std::str::from_utf8(&s[..k]).is_ok())
+                        .unwrap_or(0);
                     assert_eq!(n, expected, "{s:x?}");
                 }
             }

@@ -20,7 +20,8 @@ pub enum Tok {
     Slash,
     Name,
     Str,
-    Num(Num),
+    /// A numeral; its value is `Lexer::number`.
+    Num,
     /// Any other operator or stray byte; the parser reports it.
     Other,
 }
@@ -31,20 +32,40 @@ pub struct Lexer<'a> {
     /// Offset of the current token's first byte.
     pub start: usize,
     has_integers: bool,
+    /// Value of the last numeral token.
+    pub number: Num,
     /// Decoded bytes of the last string token when it had escapes.
     buf: Vec<u8>,
     /// Where the last string token's bytes are: a span of `src`, or `buf`.
     str_span: Option<(usize, usize)>,
 }
 
-const KEYWORDS: [&[u8]; 22] = [
-    b"and", b"break", b"do", b"else", b"elseif", b"end", b"false", b"for", b"function", b"goto",
-    b"if", b"in", b"local", b"nil", b"not", b"or", b"repeat", b"return", b"then", b"true",
-    b"until", b"while",
-];
-
 pub fn is_keyword(name: &[u8]) -> bool {
-    (2..=8).contains(&name.len()) && KEYWORDS.contains(&name)
+    matches!(
+        name,
+        b"and"
+            | b"break"
+            | b"do"
+            | b"else"
+            | b"elseif"
+            | b"end"
+            | b"false"
+            | b"for"
+            | b"function"
+            | b"goto"
+            | b"if"
+            | b"in"
+            | b"local"
+            | b"nil"
+            | b"not"
+            | b"or"
+            | b"repeat"
+            | b"return"
+            | b"then"
+            | b"true"
+            | b"until"
+            | b"while"
+    )
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -57,7 +78,15 @@ fn is_name_char(c: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a [u8], has_integers: bool) -> Self {
-        Lexer { src, pos: 0, start: 0, has_integers, buf: Vec::new(), str_span: None }
+        Lexer {
+            src,
+            pos: 0,
+            start: 0,
+            has_integers,
+            number: Num::Int(0),
+            buf: Vec::new(),
+            str_span: None,
+        }
     }
 
     fn err(&self, offset: usize, kind: ParseErrorKind) -> ParseError {
@@ -71,6 +100,9 @@ impl<'a> Lexer<'a> {
 
     /// Whether the next token is a single `=` (a field name in a constructor).
     pub fn peek_is_assign(&self) -> bool {
+        if let (Some(b'='), next) = (self.peek(0), self.peek(1)) {
+            return next != Some(b'=');
+        }
         let mut ahead = Lexer::new(self.src, self.has_integers);
         ahead.pos = self.pos;
         if ahead.skip_space_and_comments().is_err() {
@@ -100,8 +132,14 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    #[inline]
     pub fn next(&mut self) -> Result<Tok, ParseError> {
-        self.skip_space_and_comments()?;
+        if matches!(
+            self.peek(0),
+            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'-')
+        ) {
+            self.skip_space_and_comments()?;
+        }
         self.start = self.pos;
         let Some(&c) = self.src.get(self.pos) else {
             return Ok(Tok::Eof);
@@ -223,7 +261,9 @@ impl<'a> Lexer<'a> {
             while i < body.len() {
                 let c = body[i];
                 if c == b'\r' || c == b'\n' {
-                    let pair = body.get(i + 1).is_some_and(|&d| (d == b'\r' || d == b'\n') && d != c);
+                    let pair = body
+                        .get(i + 1)
+                        .is_some_and(|&d| (d == b'\r' || d == b'\n') && d != c);
                     i += if pair { 2 } else { 1 };
                     self.buf.push(b'\n');
                 } else {
@@ -243,7 +283,9 @@ impl<'a> Lexer<'a> {
         let body_start = self.pos;
         // Fast path: no escapes.
         let rest = &self.src[self.pos..];
-        let stop = rest.iter().position(|&c| c == quote || c == b'\\' || c == b'\n' || c == b'\r');
+        let stop = rest
+            .iter()
+            .position(|&c| c == quote || c == b'\\' || c == b'\n' || c == b'\r');
         match stop {
             Some(n) if rest[n] == quote => {
                 self.str_span = Some((body_start, body_start + n));
@@ -317,7 +359,10 @@ impl<'a> Lexer<'a> {
                 }
             }
             b'z' => {
-                while matches!(self.peek(0), Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
+                while matches!(
+                    self.peek(0),
+                    Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+                ) {
                     self.pos += 1;
                 }
                 return Ok(());
@@ -330,7 +375,11 @@ impl<'a> Lexer<'a> {
                 let mut code: u32 = 0;
                 let mut digits = 0;
                 while let Some(d) = self.peek(0).and_then(|d| (d as char).to_digit(16)) {
-                    code = code.checked_mul(16).map(|v| v + d).filter(|&v| v <= 0x7FFF_FFFF).ok_or_else(|| bad(self, self.pos + 1))?;
+                    code = code
+                        .checked_mul(16)
+                        .map(|v| v + d)
+                        .filter(|&v| v <= 0x7FFF_FFFF)
+                        .ok_or_else(|| bad(self, self.pos + 1))?;
                     digits += 1;
                     self.pos += 1;
                 }
@@ -365,6 +414,24 @@ impl<'a> Lexer<'a> {
 
     fn numeral(&mut self) -> Result<Tok, ParseError> {
         let start = self.start;
+        if self.has_integers {
+            // Fast path: a short plain decimal integer.
+            let mut v = u64::from(self.src[start] - b'0');
+            let mut end = start + 1;
+            while let Some(d) = self.src.get(end).filter(|d| d.is_ascii_digit()) {
+                v = v * 10 + u64::from(d - b'0');
+                end += 1;
+            }
+            let done = !self
+                .src
+                .get(end)
+                .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_');
+            if done && end - start <= 18 {
+                self.pos = end;
+                self.number = Num::Int(v as i64);
+                return Ok(Tok::Num);
+            }
+        }
         let hex = self.src[start] == b'0' && matches!(self.peek(0), Some(b'x' | b'X'));
         let (e1, e2) = if hex { (b'p', b'P') } else { (b'e', b'E') };
         loop {
@@ -381,7 +448,10 @@ impl<'a> Lexer<'a> {
         }
         let text = &self.src[start..self.pos];
         match parse_numeral(text, self.has_integers) {
-            Some(n) => Ok(Tok::Num(n)),
+            Some(n) => {
+                self.number = n;
+                Ok(Tok::Num)
+            }
             None => Err(self.err(
                 start,
                 ParseErrorKind::MalformedNumber(String::from_utf8_lossy(text).into_owned()),
@@ -395,7 +465,11 @@ fn find_long_close(body: &[u8], level: usize) -> Option<usize> {
     let mut i = 0;
     while let Some(found) = body[i..].iter().position(|&c| c == b']') {
         let at = i + found;
-        let eqs = body[at + 1..].iter().take(level).take_while(|&&c| c == b'=').count();
+        let eqs = body[at + 1..]
+            .iter()
+            .take(level)
+            .take_while(|&&c| c == b'=')
+            .count();
         if eqs == level && body.get(at + 1 + level) == Some(&b']') {
             return Some(at);
         }

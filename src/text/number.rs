@@ -34,7 +34,10 @@ pub fn parse_numeral(text: &[u8], has_integers: bool) -> Option<Num> {
             let mut v: u64 = 0;
             let mut fits = true;
             for &d in text {
-                match v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+                match v
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d - b'0')))
+                {
                     Some(n) if n <= i64::MAX as u64 => v = n,
                     _ => {
                         fits = false;
@@ -89,7 +92,11 @@ fn parse_hex(body: &[u8], has_integers: bool) -> Option<Num> {
     if body.iter().all(u8::is_ascii_hexdigit) {
         // Lua 5.3+ hex integers wrap around modulo 2^64.
         let v = body.iter().fold(0u64, |v, &d| (v << 4) | hex_value(d));
-        return Some(if has_integers { Num::Int(v as i64) } else { Num::Float(hex_float(body, 0)) });
+        return Some(if has_integers {
+            Num::Int(v as i64)
+        } else {
+            Num::Float(hex_float(body, 0))
+        });
     }
     let (mant, exp) = match body.iter().position(|&c| c | 0x20 == b'p') {
         Some(p) => (&body[..p], Some(&body[p + 1..])),
@@ -113,13 +120,18 @@ fn parse_hex(body: &[u8], has_integers: bool) -> Option<Num> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let v = digits.iter().fold(0i64, |v, &d| (v * 10 + i64::from(d - b'0')).min(1 << 20));
+        let v = digits
+            .iter()
+            .fold(0i64, |v, &d| (v * 10 + i64::from(d - b'0')).min(1 << 20));
         exp2 = if neg { -v } else { v };
     }
     let mut digits = Vec::with_capacity(int_part.len() + frac_part.len());
     digits.extend_from_slice(int_part);
     digits.extend_from_slice(frac_part);
-    Some(Num::Float(hex_float(&digits, exp2 - 4 * frac_part.len() as i64)))
+    Some(Num::Float(hex_float(
+        &digits,
+        exp2 - 4 * frac_part.len() as i64,
+    )))
 }
 
 fn hex_value(d: u8) -> u64 {
@@ -193,7 +205,10 @@ mod tests {
     fn decimal_integers_and_overflow() {
         assert_eq!(int("0"), Some(Num::Int(0)));
         assert_eq!(int("9223372036854775807"), Some(Num::Int(i64::MAX)));
-        assert_eq!(int("9223372036854775808"), Some(Num::Float(9223372036854775808.0)));
+        assert_eq!(
+            int("9223372036854775808"),
+            Some(Num::Float(9223372036854775808.0))
+        );
         assert_eq!(parse_numeral(b"42", false), Some(Num::Float(42.0)));
     }
 
@@ -219,7 +234,9 @@ mod tests {
 
     #[test]
     fn malformed() {
-        for bad in ["1e", "1e+", "1..2", "0x", "1a", "1_0", "0xp1", "3f", "1.2.3", "0x1p"] {
+        for bad in [
+            "1e", "1e+", "1..2", "0x", "1a", "1_0", "0xp1", "3f", "1.2.3", "0x1p",
+        ] {
             assert_eq!(int(bad), None, "{bad}");
         }
     }
@@ -240,7 +257,10 @@ mod tests {
         assert_eq!(written(|o| write_float(o, f64::NEG_INFINITY)), "-1/0");
         assert_eq!(written(|o| write_float(o, 1e300)), "1e300");
         assert_eq!(written(|o| write_double_untyped(o, 3.0)), "3");
-        assert_eq!(written(|o| write_double_untyped(o, 2f64.powi(60))), "1.152921504606847e18");
+        assert_eq!(
+            written(|o| write_double_untyped(o, 2f64.powi(60))),
+            "1.152921504606847e18"
+        );
         assert_eq!(written(|o| write_double_untyped(o, -0.0)), "-1/(1/0)");
     }
 
@@ -258,7 +278,11 @@ mod tests {
             let text = written(|o| write_float(o, v));
             let body = text.strip_prefix('-').unwrap_or(&text);
             let back = parse_numeral(body.as_bytes(), true).unwrap();
-            let back = if text.starts_with('-') { back.neg() } else { back };
+            let back = if text.starts_with('-') {
+                back.neg()
+            } else {
+                back
+            };
             assert_eq!(back, Num::Float(v), "{text}");
         }
     }

@@ -8,20 +8,53 @@
 //! Nesting is handled with an explicit frame stack, never native recursion, and every
 //! value created is counted against the node limit.
 
-use super::builder::{BuildResult, Builder};
+use super::builder::{BuildResult, Builder, Entry};
 use super::error::{ParseError, ParseErrorKind};
 use super::lex::{is_keyword, Lexer, Tok};
 use super::limits::{LoadLimits, MAX_LOCALS};
 use super::number::Num;
 
+/// Pending entries one table may hold before it is built early and filled directly; this
+/// bounds the Lua stack a wide table needs.
+const MAX_PENDING: usize = 1024;
+
+/// Buffers a parse needs, kept between calls by callers that parse often.
+#[derive(Default)]
+pub struct ParseScratch {
+    frames: Vec<Frame>,
+    entries: Vec<Entry>,
+}
+
 /// Parses `src` and leaves exactly one value on the builder's stack.
-pub fn parse<B: Builder>(src: &[u8], limits: &LoadLimits, builder: &mut B) -> Result<(), ParseError> {
+pub fn parse<B: Builder>(
+    src: &[u8],
+    limits: &LoadLimits,
+    builder: &mut B,
+) -> Result<(), ParseError> {
+    parse_with(src, limits, builder, &mut ParseScratch::default())
+}
+
+/// `parse` with caller-kept buffers.
+pub fn parse_with<B: Builder>(
+    src: &[u8],
+    limits: &LoadLimits,
+    builder: &mut B,
+    scratch: &mut ParseScratch,
+) -> Result<(), ParseError> {
     if src.len() > limits.max_bytes {
-        return Err(ParseError::new(0, ParseErrorKind::TooLarge { max: limits.max_bytes, len: src.len() }));
+        return Err(ParseError::new(
+            0,
+            ParseErrorKind::TooLarge {
+                max: limits.max_bytes,
+                len: src.len(),
+            },
+        ));
     }
     if src.first() == Some(&0x1b) {
         return Err(ParseError::new(0, ParseErrorKind::Bytecode));
     }
+    scratch.frames.clear();
+    scratch.entries.clear();
     let mut p = Parser {
         lex: Lexer::new(src, builder.has_integers()),
         b: builder,
@@ -29,22 +62,30 @@ pub fn parse<B: Builder>(src: &[u8], limits: &LoadLimits, builder: &mut B) -> Re
         tok: Tok::Eof,
         depth: 0,
         nodes: 0,
-        frames: Vec::new(),
+        frames: &mut scratch.frames,
+        entries: &mut scratch.entries,
         locals: Vec::new(),
     };
     p.advance()?;
     p.top()
 }
 
+#[derive(Clone, Copy)]
 enum Frame {
-    /// Inside a table constructor; `pos` positional items so far.
-    Table { pos: i64 },
+    /// Inside a table constructor: `pos` positional items so far; pending entries start at
+    /// builder height `base` and at `entries[first]`; `built` once the table exists.
+    Table {
+        pos: i64,
+        base: usize,
+        first: usize,
+        built: bool,
+    },
     /// The value being parsed is the next positional item.
     Positional,
     /// The value being parsed is a `[key]`.
     Key,
     /// The value being parsed belongs to the key below it.
-    Keyed,
+    Keyed(Entry),
     /// The value being parsed is the key of `path[...]` in a value position.
     PathKey,
 }
@@ -56,12 +97,14 @@ struct Parser<'s, 'b, B: Builder> {
     tok: Tok,
     depth: usize,
     nodes: usize,
-    frames: Vec<Frame>,
+    frames: &'b mut Vec<Frame>,
+    entries: &'b mut Vec<Entry>,
     /// Spans of declared local names; the index is the builder's slot.
     locals: Vec<&'s [u8]>,
 }
 
 impl<'s, B: Builder> Parser<'s, '_, B> {
+    #[inline]
     fn advance(&mut self) -> Result<(), ParseError> {
         self.tok = self.lex.next()?;
         Ok(())
@@ -73,12 +116,17 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     fn unexpected(&self, expected: &'static str) -> ParseError {
         match self.tok {
-            Tok::Name if self.lex.token_text() == b"function" => self.err(ParseErrorKind::FunctionLiteral),
+            Tok::Name if self.lex.token_text() == b"function" => {
+                self.err(ParseErrorKind::FunctionLiteral)
+            }
             Tok::LParen => self.err(ParseErrorKind::Unexpected {
                 found: "'(' (calls and parenthesised expressions are not accepted)".into(),
                 expected,
             }),
-            _ => self.err(ParseErrorKind::Unexpected { found: self.lex.describe(self.tok), expected }),
+            _ => self.err(ParseErrorKind::Unexpected {
+                found: self.lex.describe(self.tok),
+                expected,
+            }),
         }
     }
 
@@ -100,7 +148,9 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     fn count_node(&mut self) -> Result<(), ParseError> {
         self.nodes += 1;
         if self.nodes > self.limits.max_nodes {
-            return Err(self.err(ParseErrorKind::TooManyNodes { max: self.limits.max_nodes }));
+            return Err(self.err(ParseErrorKind::TooManyNodes {
+                max: self.limits.max_nodes,
+            }));
         }
         Ok(())
     }
@@ -108,7 +158,9 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > self.limits.max_depth {
-            return Err(self.err(ParseErrorKind::TooDeep { max: self.limits.max_depth }));
+            return Err(self.err(ParseErrorKind::TooDeep {
+                max: self.limits.max_depth,
+            }));
         }
         Ok(())
     }
@@ -159,9 +211,14 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                             self.locals.push(name);
                             self.locals.len() - 1
                         }
-                        None => return Err(self.err(ParseErrorKind::TooManyLocals { max: MAX_LOCALS })),
+                        None => {
+                            return Err(self.err(ParseErrorKind::TooManyLocals { max: MAX_LOCALS }))
+                        }
                     };
-                    { let r = self.b.set_local(slot); self.build(r) }?;
+                    {
+                        let r = self.b.set_local(slot);
+                        self.build(r)
+                    }?;
                 }
                 Tok::Name if self.lex.token_text() == b"return" => {
                     self.advance()?;
@@ -182,16 +239,20 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         if is_keyword(name) {
             return Err(self.unexpected("a value"));
         }
-        self.locals
-            .iter()
-            .position(|&n| n == name)
-            .ok_or_else(|| self.err(ParseErrorKind::GlobalName(String::from_utf8_lossy(name).into_owned())))
+        self.locals.iter().position(|&n| n == name).ok_or_else(|| {
+            self.err(ParseErrorKind::GlobalName(
+                String::from_utf8_lossy(name).into_owned(),
+            ))
+        })
     }
 
     /// `local(.name | [value])+ = value`
     fn assignment(&mut self) -> Result<(), ParseError> {
         let slot = self.local_slot()?;
-        { let r = self.b.get_local(slot); self.build(r) }?;
+        {
+            let r = self.b.get_local(slot);
+            self.build(r)
+        }?;
         self.advance()?;
         loop {
             match self.tok {
@@ -200,7 +261,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     if self.tok != Tok::Name {
                         return Err(self.unexpected("a field name"));
                     }
-                    { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
+                    {
+                        let r = self.b.string(self.lex.token_text());
+                        self.build(r)
+                    }?;
                     self.advance()?;
                 }
                 Tok::LBracket => {
@@ -215,9 +279,15 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             if self.tok == Tok::Assign {
                 self.advance()?;
                 self.value()?;
-                return { let r = self.b.assign(); self.build(r) };
+                return {
+                    let r = self.b.assign();
+                    self.build(r)
+                };
             }
-            { let r = self.b.index(); self.build(r) }?;
+            {
+                let r = self.b.index();
+                self.build(r)
+            }?;
         }
     }
 
@@ -230,19 +300,31 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 Tok::LBrace => {
                     self.enter()?;
                     self.count_node()?;
-                    { let r = self.b.table(); self.build(r) }?;
+                    {
+                        let r = self.b.reserve(8);
+                        self.build(r)
+                    }?;
                     self.advance()?;
-                    self.frames.push(Frame::Table { pos: 0 });
+                    let (base, first) = (self.b.height(), self.entries.len());
+                    self.frames.push(Frame::Table {
+                        pos: 0,
+                        base,
+                        first,
+                        built: false,
+                    });
                     if self.field_start()? {
                         continue 'value;
                     }
                 }
                 Tok::Str => {
                     self.count_node()?;
-                    { let r = self.b.string(self.lex.string()); self.build(r) }?;
+                    {
+                        let r = self.b.string(self.lex.string());
+                        self.build(r)
+                    }?;
                     self.advance()?;
                 }
-                Tok::Num(_) | Tok::Minus => self.number()?,
+                Tok::Num | Tok::Minus => self.number()?,
                 Tok::Name => match self.lex.token_text() {
                     b"nil" => self.scalar(|b| b.nil())?,
                     b"true" => self.scalar(|b| b.boolean(true))?,
@@ -251,7 +333,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                         // Outside a chunk there are no locals: every other name is a global.
                         let slot = self.local_slot()?;
                         self.count_node()?;
-                        { let r = self.b.get_local(slot); self.build(r) }?;
+                        {
+                            let r = self.b.get_local(slot);
+                            self.build(r)
+                        }?;
                         self.advance()?;
                         if self.path_suffix()? {
                             continue 'value;
@@ -266,23 +351,21 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     return Ok(());
                 }
                 match self.frames.pop() {
-                    Some(Frame::Positional) => {
-                        let Some(Frame::Table { pos }) = self.frames.last_mut() else { unreachable!() };
-                        *pos += 1;
-                        let index = *pos;
-                        { let r = self.b.append(index); self.build(r) }?;
-                    }
-                    Some(Frame::Keyed) => { let r = self.b.set(); self.build(r) }?,
+                    Some(Frame::Positional) => self.add_entry(Entry::Item)?,
+                    Some(Frame::Keyed(kind)) => self.add_entry(kind)?,
                     Some(Frame::Key) => {
                         self.expect(Tok::RBracket, "']'")?;
                         self.expect(Tok::Assign, "'='")?;
-                        self.frames.push(Frame::Keyed);
+                        self.frames.push(Frame::Keyed(Entry::Keyed));
                         continue 'value;
                     }
                     Some(Frame::PathKey) => {
                         self.depth -= 1;
                         self.expect(Tok::RBracket, "']'")?;
-                        { let r = self.b.index(); self.build(r) }?;
+                        {
+                            let r = self.b.index();
+                            self.build(r)
+                        }?;
                         if self.path_suffix()? {
                             continue 'value;
                         }
@@ -298,11 +381,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                             continue 'value;
                         }
                     }
-                    Tok::RBrace => {
-                        self.frames.pop();
-                        self.depth -= 1;
-                        self.advance()?;
-                    }
+                    Tok::RBrace => self.close_table()?,
                     _ => return Err(self.unexpected("',' or '}' in a table")),
                 }
             }
@@ -314,9 +393,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     fn field_start(&mut self) -> Result<bool, ParseError> {
         match self.tok {
             Tok::RBrace => {
-                self.frames.pop();
-                self.depth -= 1;
-                self.advance()?;
+                self.close_table()?;
                 Ok(false)
             }
             Tok::LBracket => {
@@ -326,10 +403,13 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             }
             Tok::Name if !is_keyword(self.lex.token_text()) && self.lex.peek_is_assign() => {
                 self.count_node()?;
-                { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
+                {
+                    let r = self.b.string(self.lex.token_text());
+                    self.build(r)
+                }?;
                 self.advance()?;
                 self.advance()?; // '='
-                self.frames.push(Frame::Keyed);
+                self.frames.push(Frame::Keyed(Entry::Named));
                 Ok(true)
             }
             _ => {
@@ -337,6 +417,66 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 Ok(true)
             }
         }
+    }
+
+    /// Records a finished entry of the table on top of the frames (or stores it directly
+    /// into a table already built).
+    fn add_entry(&mut self, kind: Entry) -> Result<(), ParseError> {
+        let Some(Frame::Table {
+            pos,
+            base,
+            first,
+            built,
+        }) = self.frames.last_mut()
+        else {
+            unreachable!("entries belong to a table frame")
+        };
+        if kind == Entry::Item {
+            *pos += 1;
+        }
+        if *built {
+            let r = if kind == Entry::Item {
+                self.b.append(*pos)
+            } else {
+                self.b.set()
+            };
+            return self.build(r);
+        }
+        self.entries.push(kind);
+        let (base, first) = (*base, *first);
+        if self.entries.len() - first >= MAX_PENDING {
+            self.build_pending(base, first)?;
+            if let Some(Frame::Table { built, .. }) = self.frames.last_mut() {
+                *built = true;
+            }
+            return Ok(());
+        }
+        let r = self.b.reserve(3);
+        self.build(r)
+    }
+
+    /// Makes the table from its pending entries.
+    fn build_pending(&mut self, base: usize, first: usize) -> Result<(), ParseError> {
+        let entries = &self.entries[first..];
+        let items = entries.iter().filter(|&&e| e == Entry::Item).count();
+        let r = self.b.build_table(base, entries, items);
+        self.entries.truncate(first);
+        self.build(r)
+    }
+
+    /// At `}`: builds the table unless it was built early, and leaves it as a value.
+    fn close_table(&mut self) -> Result<(), ParseError> {
+        let Some(Frame::Table {
+            base, first, built, ..
+        }) = self.frames.pop()
+        else {
+            unreachable!("a closing brace closes a table frame")
+        };
+        if !built {
+            self.build_pending(base, first)?;
+        }
+        self.depth -= 1;
+        self.advance()
     }
 
     /// After a path read: `.name` steps are taken here; `[` pushes a frame and returns true.
@@ -348,8 +488,14 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     if self.tok != Tok::Name {
                         return Err(self.unexpected("a field name"));
                     }
-                    { let r = self.b.string(self.lex.token_text()); self.build(r) }?;
-                    { let r = self.b.index(); self.build(r) }?;
+                    {
+                        let r = self.b.string(self.lex.token_text());
+                        self.build(r)
+                    }?;
+                    {
+                        let r = self.b.index();
+                        self.build(r)
+                    }?;
                     self.advance()?;
                 }
                 Tok::LBracket => {
@@ -377,9 +523,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             negate = !negate;
             self.advance()?;
         }
-        let Tok::Num(n) = self.tok else {
+        if self.tok != Tok::Num {
             return Err(self.unexpected("a number after '-'"));
-        };
+        }
+        let n = self.lex.number;
         let numerator_text = self.lex.token_text();
         let mut value = if negate { n.neg() } else { n };
         self.advance()?;
@@ -391,7 +538,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             }
             self.advance()?;
             let denominator = match self.tok {
-                Tok::Num(_) if self.lex.token_text() == b"0" => 0.0,
+                Tok::Num if self.lex.token_text() == b"0" => 0.0,
                 Tok::LParen => {
                     // Only `(1/0)`, which our writer uses to spell negative zero.
                     for expected in [&b"1"[..], b"/", b"0", b")"] {

@@ -1,7 +1,7 @@
 //! An owned value graph built by the parser, for Rust tests and the fuzz target.
 //! The Lua binding never uses it: it builds Lua values directly.
 
-use super::builder::{BuildError, BuildResult, Builder};
+use super::builder::{BuildError, BuildResult, Builder, Entry};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,11 @@ impl Table {
 /// Lua 5.3+ stores float keys with an integral value as integers.
 fn normalize(key: Val) -> Val {
     match key {
-        Val::Float(f) if f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 => {
+        Val::Float(f)
+            if f.fract() == 0.0
+                && f >= -9.223_372_036_854_776e18
+                && f < 9.223_372_036_854_776e18 =>
+        {
             Val::Int(f as i64)
         }
         other => other,
@@ -91,7 +95,10 @@ pub struct TreeBuilder {
 
 impl TreeBuilder {
     pub fn new(integers: bool) -> Self {
-        TreeBuilder { integers, ..Default::default() }
+        TreeBuilder {
+            integers,
+            ..Default::default()
+        }
     }
 
     /// The single value a successful parse leaves.
@@ -103,7 +110,9 @@ impl TreeBuilder {
     }
 
     fn pop(&mut self) -> Val {
-        self.stack.pop().expect("parser keeps the builder stack balanced")
+        self.stack
+            .pop()
+            .expect("parser keeps the builder stack balanced")
     }
 
     fn table_at(&mut self, v: &Val) -> Result<&mut Table, BuildError> {
@@ -127,7 +136,11 @@ impl Builder for TreeBuilder {
         Ok(())
     }
     fn integer(&mut self, v: i64) -> BuildResult {
-        self.stack.push(if self.integers { Val::Int(v) } else { Val::Float(v as f64) });
+        self.stack.push(if self.integers {
+            Val::Int(v)
+        } else {
+            Val::Float(v as f64)
+        });
         Ok(())
     }
     fn float(&mut self, v: f64) -> BuildResult {
@@ -138,8 +151,27 @@ impl Builder for TreeBuilder {
         self.stack.push(Val::Str(v.to_vec()));
         Ok(())
     }
-    fn table(&mut self) -> BuildResult {
-        self.tables.push(Table::default());
+    fn height(&self) -> usize {
+        self.stack.len()
+    }
+    fn reserve(&mut self, _n: usize) -> BuildResult {
+        Ok(())
+    }
+    fn build_table(&mut self, base: usize, entries: &[Entry], _items: usize) -> BuildResult {
+        let mut pending = self.stack.split_off(base).into_iter();
+        let mut table = Table::default();
+        let mut pos = 0;
+        for entry in entries {
+            let mut next = || pending.next().expect("parser pushed every pending entry");
+            if *entry == Entry::Item {
+                pos += 1;
+                table.set(Val::Int(pos), next())?;
+            } else {
+                let key = next();
+                table.set(key, next())?;
+            }
+        }
+        self.tables.push(table);
         self.stack.push(Val::Table(self.tables.len() - 1));
         Ok(())
     }

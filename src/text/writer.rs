@@ -12,7 +12,10 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(integers: bool) -> Self {
-        Writer { out: Vec::with_capacity(256), integers }
+        Writer {
+            out: Vec::with_capacity(256),
+            integers,
+        }
     }
 
     pub fn clear(&mut self) {
