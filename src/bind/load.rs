@@ -100,38 +100,33 @@ impl Builder for LuaBuilder {
         let first = base as c_int + 1;
         let keyed = entries.len() - items;
         self.reserve(4)?;
+        // Sized once, filled in source order so a repeated key ends with its last value.
         unsafe {
             ffi::lua_createtable(l, items as c_int, keyed as c_int);
-            if keyed == 0 {
-                // An array: move the table under its items and pop them into it, last first.
-                ffi::lua_insert(l, first);
-                for index in (1..=items).rev() {
-                    ffi::lua_rawseti(l, first, index as _);
-                }
-            } else {
-                // Copy in source order, so a repeated key ends with its last value.
-                let table = self.top + 1;
-                let mut slot = first;
-                let mut index = 0;
-                for entry in entries {
-                    match entry {
-                        Entry::Item => {
-                            ffi::lua_pushvalue(l, slot);
-                            index += 1;
-                            ffi::lua_rawseti(l, table, index);
-                            slot += 1;
+            let table = self.top + 1;
+            let mut slot = first;
+            let mut index = 0;
+            for entry in entries {
+                match entry {
+                    Entry::Item => {
+                        ffi::lua_pushvalue(l, slot);
+                        index += 1;
+                        ffi::lua_rawseti(l, table, index);
+                        slot += 1;
+                    }
+                    Entry::Named | Entry::Keyed => {
+                        if *entry == Entry::Keyed {
+                            self.check_key(slot)?;
                         }
-                        Entry::Named | Entry::Keyed => {
-                            if *entry == Entry::Keyed {
-                                self.check_key(slot)?;
-                            }
-                            ffi::lua_pushvalue(l, slot);
-                            ffi::lua_pushvalue(l, slot + 1);
-                            ffi::lua_rawset(l, table);
-                            slot += 2;
-                        }
+                        ffi::lua_pushvalue(l, slot);
+                        ffi::lua_pushvalue(l, slot + 1);
+                        ffi::lua_rawset(l, table);
+                        slot += 2;
                     }
                 }
+            }
+            if !entries.is_empty() {
+                // Over the first entry, dropping the rest (an empty table is already there).
                 ffi::lua_replace(l, first);
                 ffi::lua_settop(l, first);
             }
@@ -218,8 +213,8 @@ unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
     Ok(limits)
 }
 
-/// Parses the string at `idx` onto the stack: returns Ok with the value on top, or the
-/// error message with the stack as it was.
+/// Parses the string at `idx` and pushes the value, or returns the error message with the
+/// stack as it was.
 ///
 /// # Safety
 /// A valid state; `idx` is an absolute index holding a string.
@@ -243,7 +238,8 @@ pub unsafe fn load_at(l: *mut lua_State, idx: c_int, limits: &LoadLimits) -> Res
     });
     match parsed {
         Ok(()) => {
-            ffi::lua_remove(l, base + 1);
+            // The value takes the locals slot's place.
+            ffi::lua_replace(l, base + 1);
             Ok(())
         }
         Err(e) => {
@@ -263,15 +259,11 @@ pub unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> c_int {
             ));
         }
         let limits = load_limits(l)?;
-        match load_at(l, 1, &limits) {
-            Ok(()) => {
-                ffi::lua_pushboolean(l, 1);
-                ffi::lua_insert(l, -2);
-            }
-            Err(msg) => {
-                ffi::lua_pushboolean(l, 0);
-                ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
-            }
+        ffi::lua_pushboolean(l, 1);
+        if let Err(msg) = load_at(l, 1, &limits) {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
         }
         Ok(2)
     })

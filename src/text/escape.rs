@@ -22,9 +22,26 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// `\128` .. `\255`.
+static HIGH_ESCAPES: [[u8; 4]; 128] = {
+    let mut t = [[0u8; 4]; 128];
+    let mut i = 0;
+    while i < 128 {
+        let c = (i + 128) as u8;
+        t[i] = [b'\\', b'0' + c / 100, b'0' + (c / 10) % 10, b'0' + c % 10];
+        i += 1;
+    }
+    t
+};
+
 /// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
 /// U+10FFFF) that starts `s` with a byte >= 0x80, or 0 if there is none.
+#[inline]
 pub fn utf8_sequence_len(s: &[u8]) -> usize {
+    // Most invalid bytes fail here: every sequence's second byte is a continuation byte.
+    if s.get(1).is_none_or(|&b| b & 0xC0 != 0x80) {
+        return 0;
+    }
     let cont = |i: usize| s.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
     let in_range = |i: usize, lo: u8, hi: u8| s.get(i).is_some_and(|&b| (lo..=hi).contains(&b));
     match s[0] {
@@ -41,53 +58,87 @@ pub fn utf8_sequence_len(s: &[u8]) -> usize {
 
 /// Appends `s` as a double-quoted Lua string literal.
 pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    let mut run = 0;
-    let mut i = 0;
-    while i < s.len() {
-        let c = s[i];
-        match CLASS[c as usize] {
-            PLAIN => i += 1,
-            HIGH => match utf8_sequence_len(&s[i..]) {
-                0 => {
-                    out.extend_from_slice(&s[run..i]);
-                    write_decimal_escape(out, c, s.get(i + 1));
+    // Worst case: every byte becomes a four-byte `\ddd`.
+    out.reserve(s.len() * 4 + 2);
+    let start = out.len();
+    // SAFETY: at most 4 bytes are written per input byte plus the two quotes, all within the
+    // capacity reserved above; `set_len` covers exactly the bytes written.
+    unsafe {
+        let base = out.as_mut_ptr().add(start);
+        let mut w = 0;
+        *base = b'"';
+        w += 1;
+        let mut i = 0;
+        while i < s.len() {
+            let c = s[i];
+            match CLASS[c as usize] {
+                PLAIN => {
+                    *base.add(w) = c;
+                    w += 1;
                     i += 1;
-                    run = i;
                 }
-                n => i += n,
-            },
-            _ => {
-                out.extend_from_slice(&s[run..i]);
-                match c {
-                    b'"' => out.extend_from_slice(b"\\\""),
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    b'\t' => out.extend_from_slice(b"\\t"),
-                    _ => write_decimal_escape(out, c, s.get(i + 1)),
+                HIGH => {
+                    let n = utf8_sequence_len(&s[i..]);
+                    if n == 0 {
+                        // Bytes >= 128 always take three digits: one four-byte store.
+                        std::ptr::write_unaligned(
+                            base.add(w) as *mut [u8; 4],
+                            HIGH_ESCAPES[c as usize - 128],
+                        );
+                        w += 4;
+                        i += 1;
+                    } else {
+                        std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
+                        w += n;
+                        i += n;
+                    }
                 }
-                i += 1;
-                run = i;
+                _ => {
+                    let named = match c {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'\n' => b'n',
+                        b'\r' => b'r',
+                        b'\t' => b't',
+                        _ => 0,
+                    };
+                    if named != 0 {
+                        *base.add(w) = b'\\';
+                        *base.add(w + 1) = named;
+                        w += 2;
+                    } else {
+                        w += write_decimal_escape(base.add(w), c, s.get(i + 1));
+                    }
+                    i += 1;
+                }
             }
         }
+        *base.add(w) = b'"';
+        w += 1;
+        out.set_len(start + w);
     }
-    out.extend_from_slice(&s[run..]);
-    out.push(b'"');
 }
 
-/// `\ddd`, padded to three digits when a digit follows (else `\1` then `2` would read as `\12`).
-fn write_decimal_escape(out: &mut Vec<u8>, c: u8, next: Option<&u8>) {
-    out.push(b'\\');
+/// Writes `\ddd` at `dst` and returns its length: padded to three digits when a digit follows
+/// (else `\1` then `2` would read as `\12`).
+///
+/// # Safety
+/// `dst` must have room for 4 bytes.
+#[inline]
+unsafe fn write_decimal_escape(dst: *mut u8, c: u8, next: Option<&u8>) -> usize {
     let pad = next.is_some_and(u8::is_ascii_digit);
+    *dst = b'\\';
+    let mut w = 1;
     if pad || c >= 100 {
-        out.push(b'0' + c / 100);
+        *dst.add(w) = b'0' + c / 100;
+        w += 1;
     }
     if pad || c >= 10 {
-        out.push(b'0' + (c / 10) % 10);
+        *dst.add(w) = b'0' + (c / 10) % 10;
+        w += 1;
     }
-    out.push(b'0' + c % 10);
+    *dst.add(w) = b'0' + c % 10;
+    w + 1
 }
 
 /// Whether `s` can be written as a bare field name (`name=`) in a table constructor.

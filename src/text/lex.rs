@@ -68,6 +68,44 @@ pub fn is_keyword(name: &[u8]) -> bool {
     )
 }
 
+/// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
+/// byte-wise scan continues.
+#[inline]
+fn skip_plain_words(src: &[u8], mut i: usize, quote: u8) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_byte = |word: u64, b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    while let Some(chunk) = src.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if has_byte(word, quote)
+            | has_byte(word, b'\\')
+            | has_byte(word, b'\n')
+            | has_byte(word, b'\r')
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// Bytes that end a run of plain string content: the quote, backslash and newlines.
+const fn string_stops(quote: u8) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    t[quote as usize] = 1;
+    t[b'\\' as usize] = 1;
+    t[b'\n' as usize] = 1;
+    t[b'\r' as usize] = 1;
+    t
+}
+
+static STOPS_DOUBLE: [u8; 256] = string_stops(b'"');
+static STOPS_SINGLE: [u8; 256] = string_stops(b'\'');
+
 fn is_name_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
 }
@@ -280,42 +318,78 @@ impl<'a> Lexer<'a> {
     }
 
     fn short_string(&mut self, quote: u8) -> Result<(), ParseError> {
+        let stops = if quote == b'"' {
+            &STOPS_DOUBLE
+        } else {
+            &STOPS_SINGLE
+        };
+        let src = self.src;
         let body_start = self.pos;
-        // Fast path: no escapes.
-        let rest = &self.src[self.pos..];
-        let stop = rest
-            .iter()
-            .position(|&c| c == quote || c == b'\\' || c == b'\n' || c == b'\r');
-        match stop {
-            Some(n) if rest[n] == quote => {
-                self.str_span = Some((body_start, body_start + n));
-                self.pos += n + 1;
-                return Ok(());
-            }
-            Some(n) if rest[n] == b'\\' => {
-                self.buf.clear();
-                self.buf.extend_from_slice(&rest[..n]);
-                self.pos += n;
-            }
-            _ => return Err(self.err(self.start, ParseErrorKind::UnfinishedString)),
+        let mut i = skip_plain_words(src, body_start, quote);
+        while i < src.len() && stops[src[i] as usize] == 0 {
+            i += 1;
+        }
+        if src.get(i) == Some(&quote) {
+            // No escapes: the bytes are used in place.
+            self.str_span = Some((body_start, i));
+            self.pos = i + 1;
+            return Ok(());
         }
         self.str_span = None;
+        self.buf.clear();
+        // Decoded text is never longer than the source it comes from, so everything below
+        // fits in this capacity: the writes stay at `w <= i - body_start`.
+        self.buf.reserve(src.len() - body_start);
+        let mut out = self.buf.as_mut_ptr();
+        let mut w = 0;
+        i = body_start;
+        // Digit value of the byte at `k`, or 10 and more for anything else (or the end).
+        let digit = |k: usize| src.get(k).map_or(10, |&d| u32::from(d.wrapping_sub(b'0')));
         loop {
-            let Some(c) = self.peek(0) else {
-                return Err(self.err(self.start, ParseErrorKind::UnfinishedString));
-            };
-            match c {
-                b'\\' => self.escape()?,
-                b'\n' | b'\r' => return Err(self.err(self.start, ParseErrorKind::UnfinishedString)),
-                c if c == quote => {
-                    self.pos += 1;
+            while let Some(&c) = src.get(i) {
+                if stops[c as usize] != 0 {
+                    break;
+                }
+                // SAFETY: w <= i - body_start < capacity (see above).
+                unsafe { *out.add(w) = c };
+                w += 1;
+                i += 1;
+            }
+            let byte = match src.get(i) {
+                Some(&c) if c == quote => {
+                    // SAFETY: the first w bytes were written above.
+                    unsafe { self.buf.set_len(w) };
+                    self.pos = i + 1;
                     return Ok(());
                 }
-                c => {
-                    self.buf.push(c);
-                    self.pos += 1;
+                Some(b'\\') => {
+                    // Fast path for the `\ddd` escapes our writer uses for non-UTF-8 bytes.
+                    let (a, b, c) = (digit(i + 1), digit(i + 2), digit(i + 3));
+                    if a < 10 && b < 10 && c < 10 && a * 100 + b * 10 + c <= 255 {
+                        i += 4;
+                        a * 100 + b * 10 + c
+                    } else if a < 10 && b < 10 && c >= 10 {
+                        i += 3;
+                        a * 10 + b
+                    } else if a < 10 && b >= 10 {
+                        i += 2;
+                        a
+                    } else {
+                        // SAFETY: as above; `escape` appends through the Vec itself.
+                        unsafe { self.buf.set_len(w) };
+                        self.pos = i;
+                        self.escape()?;
+                        i = self.pos;
+                        w = self.buf.len();
+                        out = self.buf.as_mut_ptr();
+                        continue;
+                    }
                 }
-            }
+                _ => return Err(self.err(self.start, ParseErrorKind::UnfinishedString)),
+            };
+            // SAFETY: an escape of 2 to 4 source bytes yields one byte.
+            unsafe { *out.add(w) = byte as u8 };
+            w += 1;
         }
     }
 
@@ -414,23 +488,9 @@ impl<'a> Lexer<'a> {
 
     fn numeral(&mut self) -> Result<Tok, ParseError> {
         let start = self.start;
-        if self.has_integers {
-            // Fast path: a short plain decimal integer.
-            let mut v = u64::from(self.src[start] - b'0');
-            let mut end = start + 1;
-            while let Some(d) = self.src.get(end).filter(|d| d.is_ascii_digit()) {
-                v = v * 10 + u64::from(d - b'0');
-                end += 1;
-            }
-            let done = !self
-                .src
-                .get(end)
-                .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_');
-            if done && end - start <= 18 {
-                self.pos = end;
-                self.number = Num::Int(v as i64);
-                return Ok(Tok::Num);
-            }
+        if let Some(n) = self.decimal_numeral(start) {
+            self.number = n;
+            return Ok(Tok::Num);
         }
         let hex = self.src[start] == b'0' && matches!(self.peek(0), Some(b'x' | b'X'));
         let (e1, e2) = if hex { (b'p', b'P') } else { (b'e', b'E') };
@@ -457,6 +517,76 @@ impl<'a> Lexer<'a> {
                 ParseErrorKind::MalformedNumber(String::from_utf8_lossy(text).into_owned()),
             )),
         }
+    }
+}
+
+impl Lexer<'_> {
+    /// Fast path for decimal numerals, validated in one pass: `digits [. digits]
+    /// [e [sign] digits]` not followed by a name character. `None` sends the caller to the
+    /// general path (hex, malformed text, or integers too long to accumulate here).
+    #[inline]
+    fn decimal_numeral(&mut self, start: usize) -> Option<Num> {
+        let src = self.src;
+        let is_digit = |i: usize| i < src.len() && src[i].is_ascii_digit();
+        let mut i = start;
+        let mut int_value: u64 = 0;
+        while is_digit(i) {
+            int_value = int_value
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(src[i] - b'0'));
+            i += 1;
+        }
+        let int_digits = i - start;
+        let mut is_float = false;
+        if src.get(i) == Some(&b'.') {
+            is_float = true;
+            i += 1;
+            let frac_start = i;
+            while is_digit(i) {
+                i += 1;
+            }
+            if int_digits == 0 && i == frac_start {
+                return None;
+            }
+        }
+        if matches!(src.get(i), Some(b'e' | b'E')) {
+            is_float = true;
+            i += 1;
+            if matches!(src.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let exp_start = i;
+            while is_digit(i) {
+                i += 1;
+            }
+            if i == exp_start {
+                return None;
+            }
+        }
+        if src
+            .get(i)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_')
+        {
+            return None;
+        }
+        let value = if !is_float {
+            if !self.has_integers {
+                if int_digits > 15 {
+                    return None;
+                }
+                Num::Float(int_value as f64)
+            } else if int_digits <= 18 {
+                Num::Int(int_value as i64)
+            } else {
+                return None;
+            }
+        } else {
+            // SAFETY: the span holds only ASCII digits, '.', 'e'/'E' and a sign.
+            let text = unsafe { std::str::from_utf8_unchecked(&src[start..i]) };
+            Num::Float(text.parse().ok()?)
+        };
+        self.pos = i;
+        Some(value)
     }
 }
 
