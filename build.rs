@@ -2,10 +2,9 @@
 fn main() {
     let proto = "proto/run_lua.proto";
     println!("cargo:rerun-if-changed={proto}");
-    let descriptors = protox::compile([proto], ["proto"]).expect("proto/run_lua.proto must compile");
+    let descriptors =
+        protox::compile([proto], ["proto"]).expect("proto/run_lua.proto must compile");
     let mut config = prost_build::Config::new();
-    // Legacy peers may put non-UTF-8 bytes into the `string` fields: read every string as bytes.
-    config.bytes(["."]);
     config
         .compile_fds(descriptors)
         .expect("prost code generation for run_lua.proto");

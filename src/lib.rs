@@ -1,8 +1,9 @@
 //! remote_runner: cross-server Lua calls for C++ game servers that embed Lua.
-//! This file only builds the two export tables; the work lives in `text` (Lua-free core)
-//! and `bind` (the Lua binding).
+//! This file only builds the two export tables; the work lives in `text` (the Lua-free value
+//! codec), `rpc` (the Lua-free wire messages) and `bind` (the Lua binding and embedded Lua).
 
 pub mod bind;
+pub mod rpc;
 pub mod text;
 
 use mlua::prelude::*;
@@ -10,17 +11,11 @@ use mlua::prelude::*;
 /// `require("remote_runner")`
 #[mlua::lua_module(skip_memory_check)]
 fn remote_runner(lua: &Lua) -> LuaResult<LuaTable> {
-    let exports = lua.create_table()?;
-    // SAFETY: both are C functions following the Lua calling convention.
-    unsafe {
-        exports.set("dump", lua.create_c_function(bind::dump::lua_dump)?)?;
-        exports.set("load", lua.create_c_function(bind::load::lua_load)?)?;
-    }
-    Ok(exports)
+    bind::module::caller_side(lua)
 }
 
-/// `require("svc_run_lua")`: the service side arrives with the RPC issue.
+/// `require("svc_run_lua")`
 #[mlua::lua_module(skip_memory_check)]
 fn svc_run_lua(lua: &Lua) -> LuaResult<LuaTable> {
-    lua.create_table()
+    bind::module::service_side(lua)
 }

@@ -219,12 +219,23 @@ unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
 /// # Safety
 /// A valid state; `idx` is an absolute index holding a string.
 pub unsafe fn load_at(l: *mut lua_State, idx: c_int, limits: &LoadLimits) -> Result<(), String> {
+    load_bytes(l, bytes_at(l, idx), limits)
+}
+
+/// Parses `text` and pushes the value, or returns the error message with the stack as it was.
+///
+/// # Safety
+/// A valid state.
+pub unsafe fn load_bytes(
+    l: *mut lua_State,
+    text: &[u8],
+    limits: &LoadLimits,
+) -> Result<(), String> {
     let base = ffi::lua_gettop(l);
     if ffi::lua_checkstack(l, 8) == 0 {
         return Err("out of Lua stack".into());
     }
     ffi::lua_pushnil(l); // the locals slot
-    let text = bytes_at(l, idx);
     let top = base + 1;
     let mut builder = LuaBuilder {
         l,

@@ -4,3 +4,5 @@ pub mod api;
 pub mod args;
 pub mod dump;
 pub mod load;
+pub mod module;
+pub mod rpc;

@@ -518,9 +518,17 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     /// `[-]* numeral [ / 0 | / (1/0) ]`: the numbers serpent and our writer produce.
     fn number(&mut self) -> Result<(), ParseError> {
+        // Each unary minus is a nesting level to Lua's parser, and counts as one here.
         let mut negate = false;
+        let mut minuses = 0;
         while self.tok == Tok::Minus {
             negate = !negate;
+            minuses += 1;
+            if self.depth + minuses > self.limits.max_depth {
+                return Err(self.err(ParseErrorKind::TooDeep {
+                    max: self.limits.max_depth,
+                }));
+            }
             self.advance()?;
         }
         if self.tok != Tok::Num {

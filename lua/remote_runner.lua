@@ -1,0 +1,435 @@
+-- remote_runner: the caller side of cross-server Lua calls (SPEC §4).
+-- Embedded in the .so and run once per Lua state by luaopen_remote_runner, which passes `core`:
+-- the Rust functions that build and read RunLua messages, and a monotonic clock.
+local core = ...
+
+local encode_request, decode_response = core.encode_request, core.decode_response
+local unpack = table.unpack or unpack
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local floor = math.floor
+local type, pairs, tostring, pcall, xpcall = type, pairs, tostring, pcall, xpcall
+local setmetatable, getmetatable, error, next, rawget = setmetatable, getmetatable, error, next, rawget
+local format = string.format
+local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
+local traceback = debug.traceback
+
+local M = {}
+
+local SERVICE, METHOD = "svr.RunLua", "RunMfa"
+-- Timeouts are kept in slots of this many seconds; a call times out on the first poll after
+-- the end of its slot.
+local SLOT_SECONDS = 0.01
+
+local function default_logger(level, message)
+  io.stderr:write("[remote_runner] ", level, ": ", message, "\n")
+end
+
+-- Module-wide settings (rr.configure) and their documented defaults.
+local settings = {
+  self_id = nil,
+  timeout = 10,
+  max_pending = 10000,
+  max_pending_per_server = 1000,
+  max_message_bytes = 4 * 1024 * 1024,
+  max_depth = 128,
+  logger = default_logger,
+  clock = core.now,
+}
+
+local stats = {
+  sent = 0, completed = 0, failed = {}, timed_out = 0, late_replies = 0,
+  in_flight = 0, bytes_out = 0, bytes_in = 0, served = 0, served_failed = 0,
+}
+
+local transport = nil -- nil: the global c_rpc, looked up at each call
+local next_call_id = 1
+local pending = {}    -- call id -> call record
+local per_server = {} -- server id -> calls in flight
+local wheel = {}      -- timeout slot -> { [call id] = record }
+local next_slot = nil -- the first slot poll has not handled yet
+local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
+local queue_head, queue_tail = 1, 0
+local inside_run_mfa = 0
+-- Served coroutines whose failure after a resume must become an error reply (svc_run_lua).
+local coroutine_failure = setmetatable({}, { __mode = "k" })
+
+local function log(level, message)
+  local ok, err = pcall(settings.logger, level, message)
+  if not ok then default_logger("error", "logger failed: " .. tostring(err) .. "; message: " .. message) end
+end
+
+------------------------------------------------------------------------------------------------
+-- Error objects
+
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e)
+  local where = format("%s.%s on server %s", tostring(e.module), tostring(e.func), tostring(e.svr_id))
+  return format("remote_runner: %s error calling %s (call %s): %s", e.kind, where, tostring(e.call_id),
+    tostring(e.message))
+end
+
+local function new_error(kind, message, call, remote_traceback)
+  return setmetatable({
+    kind = kind, message = message, svr_id = call.svr_id, module = call.module, func = call.func,
+    call_id = call.id, traceback = remote_traceback,
+  }, Error)
+end
+
+function M.is_error(value)
+  return getmetatable(value) == Error
+end
+
+------------------------------------------------------------------------------------------------
+-- Argument checks, worded like Lua's own
+
+-- `level` 1 is the function that calls arg_error.
+local function arg_error(n, fname, expected, value, level)
+  error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, type(value)), level + 1)
+end
+
+local function check_call_args(fname, svr_id, module_name, function_name, arguments)
+  local t = type(svr_id)
+  if t ~= "number" and t ~= "string" then arg_error(1, fname, "server id (number or string)", svr_id, 3) end
+  if type(module_name) ~= "string" then arg_error(2, fname, "string", module_name, 3) end
+  if type(function_name) ~= "string" then arg_error(3, fname, "string", function_name, 3) end
+  if type(arguments) ~= "table" then arg_error(4, fname, "table", arguments, 3) end
+  local n = arguments.n
+  if n ~= nil and (type(n) ~= "number" or n < 0 or n ~= floor(n)) then
+    error(format("bad argument #4 to '%s' (arguments.n must be a non-negative integer, got %s)", fname,
+      tostring(n)), 3)
+  end
+end
+
+local function check_opts(n, fname, opts)
+  if opts == nil then return nil, nil end
+  if type(opts) ~= "table" then arg_error(n, fname, "table", opts, 3) end
+  local on_error, timeout = opts.on_error, opts.timeout
+  if on_error ~= nil and type(on_error) ~= "function" then
+    error(format("bad argument #%d to '%s' (opts.on_error must be a function, got %s)", n, fname,
+      type(on_error)), 3)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
+    error(format("bad argument #%d to '%s' (opts.timeout must be a positive number of seconds, got %s)", n,
+      fname, tostring(timeout)), 3)
+  end
+  return on_error, timeout
+end
+
+------------------------------------------------------------------------------------------------
+-- Delivery: every callback runs from poll or from a transport callback, never inside run_mfa
+
+local function protected(fn, ...)
+  local args = pack(...)
+  local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
+  if not ok then log("error", "callback failed: " .. tostring(err)) end
+end
+
+local function count_failure(kind)
+  stats.failed[kind] = (stats.failed[kind] or 0) + 1
+end
+
+-- ok: results, n | not ok: kind, message, remote traceback
+local function fire(call, ok, a, b, c)
+  if ok then
+    stats.completed = stats.completed + 1
+    if call.on_result then protected(call.on_result, unpack(a, 1, b)) end
+    return
+  end
+  count_failure(a)
+  local err = new_error(a, b, call, c)
+  if call.on_error then
+    protected(call.on_error, err)
+  else
+    log("warn", tostring(err))
+  end
+end
+
+local function deliver(call, ok, a, b, c)
+  if inside_run_mfa > 0 then
+    queue_tail = queue_tail + 1
+    queue[queue_tail] = { call, ok, a, b, c }
+  else
+    fire(call, ok, a, b, c)
+  end
+end
+
+local function fail_later(call, kind, message)
+  queue_tail = queue_tail + 1
+  queue[queue_tail] = { call, false, kind, message }
+end
+
+------------------------------------------------------------------------------------------------
+-- Bookkeeping of calls in flight
+
+local function slot_of(time)
+  return floor(time / SLOT_SECONDS) + 1
+end
+
+local function track(call, timeout)
+  pending[call.id] = call
+  stats.in_flight = stats.in_flight + 1
+  per_server[call.svr_id] = (per_server[call.svr_id] or 0) + 1
+  local now = settings.clock()
+  local slot = slot_of(now + timeout)
+  call.slot = slot
+  local bucket = wheel[slot]
+  if not bucket then
+    bucket = {}
+    wheel[slot] = bucket
+  end
+  bucket[call.id] = call
+  if next_slot == nil then next_slot = slot_of(now) end
+end
+
+-- Removes a call from the books; false if it was not in flight (timed out, answered, cancelled).
+local function untrack(id)
+  local call = pending[id]
+  if not call then return nil end
+  pending[id] = nil
+  stats.in_flight = stats.in_flight - 1
+  local left = per_server[call.svr_id] - 1
+  per_server[call.svr_id] = left > 0 and left or nil
+  local bucket = wheel[call.slot]
+  if bucket then
+    bucket[id] = nil
+    if next(bucket) == nil then wheel[call.slot] = nil end
+  end
+  return call
+end
+
+local function on_response(id, content, transport_error)
+  local call = untrack(id)
+  if not call then
+    stats.late_replies = stats.late_replies + 1
+    return
+  end
+  if type(content) ~= "string" then
+    deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
+    return
+  end
+  stats.bytes_in = stats.bytes_in + #content
+  deliver(call, decode_response(content, settings.max_depth, settings.max_message_bytes))
+end
+
+local function transport_functions()
+  if transport then return transport.request_svr, transport.reply_to end
+  local c_rpc = rawget(_G, "c_rpc")
+  if type(c_rpc) ~= "table" then return nil, nil end
+  return c_rpc.request_svr, c_rpc.reply_to
+end
+
+-- The request goes to the local server when it is the target: same path, no transport.
+local LOCAL_REPLY = {}
+
+local function send(call, request)
+  if settings.self_id ~= nil and call.svr_id == settings.self_id then
+    local svc = require("svc_run_lua")
+    svc.RunMfa({ [LOCAL_REPLY] = function(content) on_response(call.id, content) end }, request)
+    return true
+  end
+  local request_svr = transport_functions()
+  if type(request_svr) ~= "function" then
+    return false, "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
+  end
+  local id = call.id
+  local ok, result = pcall(request_svr, call.svr_id, SERVICE, METHOD, request,
+    function(content, err) on_response(id, content, err) end)
+  if not ok then return false, "request_svr failed: " .. tostring(result) end
+  if result == false then return false, "request_svr refused the request" end
+  return true
+end
+
+local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+  timeout = timeout or settings.timeout
+  local id = next_call_id
+  -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
+  local request = encode_request(module_name, function_name, arguments, settings.self_id, id,
+    floor(timeout * 1000), settings.max_depth, settings.max_message_bytes)
+  next_call_id = id + 1
+  local call = { id = id, svr_id = svr_id, module = module_name, func = function_name,
+    on_result = on_result, on_error = on_error }
+  if stats.in_flight >= settings.max_pending then
+    fail_later(call, "overloaded", format("%d calls in flight (max_pending)", stats.in_flight))
+    return id
+  end
+  if (per_server[svr_id] or 0) >= settings.max_pending_per_server then
+    fail_later(call, "overloaded", format("%d calls in flight to server %s (max_pending_per_server)",
+      per_server[svr_id], tostring(svr_id)))
+    return id
+  end
+  track(call, timeout)
+  stats.sent = stats.sent + 1
+  stats.bytes_out = stats.bytes_out + #request
+  inside_run_mfa = inside_run_mfa + 1
+  local ok, err = send(call, request)
+  inside_run_mfa = inside_run_mfa - 1
+  if not ok and untrack(id) then fail_later(call, "transport", err) end
+  return id
+end
+
+------------------------------------------------------------------------------------------------
+-- Public API
+
+function M.run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+  check_call_args("run_mfa", svr_id, module_name, function_name, arguments)
+  if on_result ~= nil and type(on_result) ~= "function" then arg_error(5, "run_mfa", "function", on_result, 2) end
+  local on_error, timeout = check_opts(6, "run_mfa", opts)
+  return start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+end
+
+-- Resumes a coroutine parked in rr.call. A served coroutine that then fails is answered with an
+-- error reply by svc_run_lua; any other coroutine's failure is logged.
+local function resume(co, ...)
+  local ok, err = co_resume(co, ...)
+  if ok then return end
+  local on_failure = coroutine_failure[co]
+  if on_failure then
+    coroutine_failure[co] = nil
+    on_failure(err, traceback(co, tostring(err)))
+  else
+    log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, tostring(err)))
+  end
+end
+
+-- Marks the values rr.call's own callbacks resume with, so other resumes are not taken for them.
+local RESUMED_BY_CALL = {}
+
+function M.call(svr_id, module_name, function_name, arguments, opts)
+  local co, is_main = co_running()
+  if co == nil or is_main then
+    error("rr.call must run inside a coroutine (outside one, use rr.run_mfa with callbacks)", 2)
+  end
+  check_call_args("call", svr_id, module_name, function_name, arguments)
+  local _, timeout = check_opts(5, "call", opts)
+  start_call(svr_id, module_name, function_name, arguments,
+    function(...) resume(co, RESUMED_BY_CALL, true, pack(...)) end,
+    function(err) resume(co, RESUMED_BY_CALL, false, err) end,
+    timeout)
+  while true do
+    local marker, ok, result = co_yield()
+    if marker == RESUMED_BY_CALL then
+      if ok then return unpack(result, 1, result.n) end
+      error(result, 0)
+    end
+  end
+end
+
+function M.cancel(call_id)
+  local call = untrack(call_id)
+  if not call then return false end
+  fail_later(call, "cancelled", "cancelled by rr.cancel")
+  return true
+end
+
+local function expire(now)
+  if next_slot == nil then return end
+  local last = slot_of(now) - 1
+  if last - next_slot > 4096 then
+    -- A long pause: visit the occupied slots instead of every slot in between.
+    for slot in pairs(wheel) do
+      if slot <= last then
+        for id in pairs(wheel[slot]) do
+          local call = untrack(id)
+          if call then
+            stats.timed_out = stats.timed_out + 1
+            fail_later(call, "timeout", "no answer in time")
+          end
+        end
+        wheel[slot] = nil
+      end
+    end
+  else
+    for slot = next_slot, last do
+      local bucket = wheel[slot]
+      if bucket then
+        for id in pairs(bucket) do
+          local call = untrack(id)
+          if call then
+            stats.timed_out = stats.timed_out + 1
+            fail_later(call, "timeout", "no answer in time")
+          end
+        end
+        wheel[slot] = nil
+      end
+    end
+  end
+  if last + 1 > next_slot then next_slot = last + 1 end
+end
+
+function M.poll()
+  expire(settings.clock())
+  -- Only what is queued now: deliveries queued by these callbacks wait for the next poll.
+  local last = queue_tail
+  while queue_head <= last do
+    local item = queue[queue_head]
+    queue[queue_head] = nil
+    queue_head = queue_head + 1
+    fire(item[1], item[2], item[3], item[4], item[5])
+  end
+  if queue_head > queue_tail then queue_head, queue_tail = 1, 0 end
+end
+
+local CONFIG_CHECKS = {
+  self_id = function(v) return v == nil or (type(v) == "number" and v == floor(v)), "integer server id" end,
+  timeout = function(v) return type(v) == "number" and v > 0, "positive number of seconds" end,
+  max_pending = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
+  max_pending_per_server = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
+  max_message_bytes = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
+  max_depth = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
+  logger = function(v) return type(v) == "function", "function(level, message)" end,
+  clock = function(v) return type(v) == "function", "function returning seconds" end,
+}
+
+function M.configure(options)
+  if type(options) ~= "table" then arg_error(1, "configure", "table", options, 2) end
+  for key, value in pairs(options) do
+    local check = CONFIG_CHECKS[key]
+    if not check then
+      error(format("bad argument #1 to 'configure' (unknown setting '%s')", tostring(key)), 2)
+    end
+    local ok, expected = check(value)
+    if not ok then
+      error(format("bad argument #1 to 'configure' (%s must be a %s, got %s)", key, expected, tostring(value)), 2)
+    end
+  end
+  for key, value in pairs(options) do
+    settings[key] = value
+  end
+  if options.clock then next_slot = nil end
+end
+
+function M.set_transport(t)
+  if t ~= nil then
+    if type(t) ~= "table" then arg_error(1, "set_transport", "table or nil", t, 2) end
+    if type(t.request_svr) ~= "function" or type(t.reply_to) ~= "function" then
+      error("bad argument #1 to 'set_transport' (request_svr and reply_to must be functions)", 2)
+    end
+  end
+  transport = t
+end
+
+function M.stats()
+  local copy = {}
+  for key, value in pairs(stats) do copy[key] = value end
+  local failed = {}
+  for kind, count in pairs(stats.failed) do failed[kind] = count end
+  copy.failed = failed
+  return copy
+end
+
+M.dump = core.dump
+M.load = core.load
+
+-- Shared with svc_run_lua (same .so, same Lua state); not part of the public API.
+M._internal = {
+  settings = settings,
+  stats = stats,
+  log = log,
+  resume = resume,
+  coroutine_failure = coroutine_failure,
+  LOCAL_REPLY = LOCAL_REPLY,
+  reply_function = function() local _, reply_to = transport_functions() return reply_to end,
+}
+
+return M

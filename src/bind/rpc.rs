@@ -1,0 +1,322 @@
+//! Raw C functions that turn Lua values into RunLua messages and back, for the embedded Lua
+//! layer (`lua/remote_runner.lua`, `lua/svc_run_lua.lua`). Each message is built or read in
+//! one call, without the dump text passing through a Lua string.
+
+use super::api::{bad_argument, bytes_at, guarded, number_at, push_int, type_name, Num};
+use super::dump::dump_at;
+use super::load::load_bytes;
+use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
+use crate::text::limits::{DumpLimits, LoadLimits};
+use mlua::ffi::{self, lua_State};
+use prost::Message;
+use std::os::raw::c_int;
+
+unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
+    ffi::lua_pushlstring(l, bytes.as_ptr() as *const _, bytes.len());
+}
+
+unsafe fn string_arg<'a>(l: *mut lua_State, idx: c_int, fname: &str) -> Result<&'a [u8], String> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+        return Err(bad_argument(
+            idx,
+            fname,
+            format!("string expected, got {}", type_name(l, idx)),
+        ));
+    }
+    Ok(bytes_at(l, idx))
+}
+
+/// An integer argument, or None for nil.
+unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i64>, String> {
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(None),
+        ffi::LUA_TNUMBER => match number_at(l, idx) {
+            Num::Int(i) => Ok(Some(i)),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            Num::Float(_) => Err(bad_argument(
+                idx,
+                fname,
+                "number has no integer representation",
+            )),
+        },
+        _ => Err(bad_argument(
+            idx,
+            fname,
+            format!("integer expected, got {}", type_name(l, idx)),
+        )),
+    }
+}
+
+unsafe fn size_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<usize, String> {
+    match int_arg(l, idx, fname)? {
+        Some(v) if v > 0 => Ok(v as usize),
+        _ => Err(bad_argument(idx, fname, "positive integer expected")),
+    }
+}
+
+/// `#t`, or `t.n` when it is an integer: the count of an argument or result array.
+unsafe fn array_count(l: *mut lua_State, idx: c_int) -> i64 {
+    ffi::lua_pushstring(l, c"n".as_ptr());
+    ffi::lua_rawget(l, idx);
+    let n = match ffi::lua_type(l, -1) {
+        ffi::LUA_TNUMBER => match number_at(l, -1) {
+            Num::Int(i) if i >= 0 => Some(i),
+            Num::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Some(f as i64),
+            _ => None,
+        },
+        _ => None,
+    };
+    ffi::lua_pop(l, 1);
+    n.unwrap_or_else(|| ffi::lua_rawlen(l, idx) as i64)
+}
+
+/// `encode_request(module, func, args, caller_id?, call_id, timeout_ms?, maxdepth, maxbytes)`
+/// → request bytes. Raises for arguments that cannot be sent, naming their path.
+pub unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> c_int {
+    guarded(l, "encode_request", || {
+        let name = "encode_request";
+        let module = string_arg(l, 1, name)?.to_vec();
+        let function = string_arg(l, 2, name)?.to_vec();
+        if ffi::lua_type(l, 3) != ffi::LUA_TTABLE {
+            return Err(bad_argument(
+                3,
+                name,
+                format!("table expected, got {}", type_name(l, 3)),
+            ));
+        }
+        let caller_id = int_arg(l, 4, name)?;
+        let call_id = int_arg(l, 5, name)?.map(|v| v as u64);
+        let timeout_ms = int_arg(l, 6, name)?.map(|v| v.clamp(0, i64::from(u32::MAX)) as u32);
+        let limits = DumpLimits {
+            max_depth: size_arg(l, 7, name)?,
+            max_bytes: size_arg(l, 8, name)?,
+        };
+        // The dump carries `n`, so that the callee sees nil holes and trailing nils.
+        ffi::lua_settop(l, 8);
+        ffi::lua_pushstring(l, c"n".as_ptr());
+        ffi::lua_rawget(l, 3);
+        let has_n = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 1);
+        let source = if has_n {
+            3
+        } else {
+            let n = ffi::lua_rawlen(l, 3);
+            ffi::lua_createtable(l, n as c_int, 1);
+            for i in 1..=n {
+                ffi::lua_rawgeti(l, 3, i as _);
+                ffi::lua_rawseti(l, -2, i as _);
+            }
+            push_int(l, n as i64);
+            ffi::lua_setfield(l, -2, c"n".as_ptr());
+            ffi::lua_gettop(l)
+        };
+        let arguments_dump = dump_at(l, source, limits, "arguments", <[u8]>::to_vec)?;
+        let request = RunLuaMfaRequest {
+            module_name: module,
+            function_name: function,
+            arguments_dump,
+            caller_id,
+            call_id,
+            timeout_ms,
+        };
+        let bytes = request.encode_to_vec();
+        if bytes.len() > limits.max_bytes {
+            return Err(format!(
+                "arguments: request of {} bytes exceeds the message size limit (max_message_bytes = {})",
+                bytes.len(),
+                limits.max_bytes
+            ));
+        }
+        push_bytes(l, &bytes);
+        Ok(1)
+    })
+}
+
+/// `decode_request(content, maxdepth, maxbytes)` →
+/// `module, func, args, n, caller_id?, call_id?, timeout_ms?` or `nil, "bad_request", message`.
+pub unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> c_int {
+    guarded(l, "decode_request", || {
+        let name = "decode_request";
+        let limits = LoadLimits {
+            max_depth: size_arg(l, 2, name)?,
+            max_bytes: size_arg(l, 3, name)?,
+            ..LoadLimits::default()
+        };
+        ffi::lua_settop(l, 3);
+        let failure = |msg: String| {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushstring(l, c"bad_request".as_ptr());
+            push_bytes(l, msg.as_bytes());
+            Ok(3)
+        };
+        if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
+            return failure(format!(
+                "request content is a {}, not bytes",
+                type_name(l, 1)
+            ));
+        }
+        let content = bytes_at(l, 1);
+        if content.len() > limits.max_bytes {
+            return failure(format!(
+                "request of {} bytes exceeds the message size limit (max_message_bytes = {})",
+                content.len(),
+                limits.max_bytes
+            ));
+        }
+        let request = match RunLuaMfaRequest::decode(content) {
+            Ok(r) => r,
+            Err(e) => return failure(format!("corrupt request: {e}")),
+        };
+        if request.module_name.is_empty() || request.function_name.is_empty() {
+            return failure("request names no module or no function".into());
+        }
+        ffi::lua_checkstack(l, 10);
+        push_bytes(l, &request.module_name);
+        push_bytes(l, &request.function_name);
+        if let Err(msg) = load_bytes(l, &request.arguments_dump, &limits) {
+            ffi::lua_settop(l, 3);
+            return failure(format!("arguments: {msg}"));
+        }
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            let got = type_name(l, -1);
+            ffi::lua_settop(l, 3);
+            return failure(format!("arguments are a {got}, not an array"));
+        }
+        push_int(l, array_count(l, ffi::lua_gettop(l)));
+        for field in [
+            request.caller_id,
+            request.call_id.map(|v| v as i64),
+            request.timeout_ms.map(i64::from),
+        ] {
+            match field {
+                Some(v) => push_int(l, v),
+                None => ffi::lua_pushnil(l),
+            }
+        }
+        Ok(7)
+    })
+}
+
+/// `encode_response(results, call_id?, maxdepth, maxbytes)` → bytes, or `nil, message` when
+/// the results cannot be sent (the caller then answers with a runtime error).
+pub unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> c_int {
+    guarded(l, "encode_response", || {
+        let name = "encode_response";
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            return Err(bad_argument(
+                1,
+                name,
+                format!("table expected, got {}", type_name(l, 1)),
+            ));
+        }
+        let call_id = int_arg(l, 2, name)?.map(|v| v as u64);
+        let limits = DumpLimits {
+            max_depth: size_arg(l, 3, name)?,
+            max_bytes: size_arg(l, 4, name)?,
+        };
+        let response = match dump_at(l, 1, limits, "results", <[u8]>::to_vec) {
+            Ok(returned_dump) => RunLuaMfaResponse {
+                returned_dump,
+                call_id,
+                ..Default::default()
+            },
+            Err(msg) => {
+                ffi::lua_pushnil(l);
+                push_bytes(l, msg.as_bytes());
+                return Ok(2);
+            }
+        };
+        push_bytes(l, &response.encode_to_vec());
+        Ok(1)
+    })
+}
+
+/// `encode_error(kind, message, traceback?, call_id?)` → bytes.
+pub unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> c_int {
+    guarded(l, "encode_error", || {
+        let name = "encode_error";
+        let text = |idx: c_int| -> Result<String, String> {
+            match ffi::lua_type(l, idx) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(String::new()),
+                // Proto `string` fields must hold UTF-8; messages may quote raw bytes.
+                _ => Ok(String::from_utf8_lossy(string_arg(l, idx, name)?).into_owned()),
+            }
+        };
+        let response = RunLuaMfaResponse {
+            error_kind: text(1)?,
+            error_message: text(2)?,
+            traceback: text(3)?,
+            call_id: int_arg(l, 4, name)?.map(|v| v as u64),
+            ..Default::default()
+        };
+        push_bytes(l, &response.encode_to_vec());
+        Ok(1)
+    })
+}
+
+/// `decode_response(content, maxdepth, maxbytes)` → `true, results, n` or
+/// `false, kind, message, traceback?`.
+pub unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> c_int {
+    guarded(l, "decode_response", || {
+        let name = "decode_response";
+        let limits = LoadLimits {
+            max_depth: size_arg(l, 2, name)?,
+            max_bytes: size_arg(l, 3, name)?,
+            ..LoadLimits::default()
+        };
+        ffi::lua_settop(l, 3);
+        ffi::lua_checkstack(l, 8);
+        let failure = |kind: &str, msg: &str, traceback: Option<&str>| {
+            ffi::lua_pushboolean(l, 0);
+            push_bytes(l, kind.as_bytes());
+            push_bytes(l, msg.as_bytes());
+            match traceback {
+                Some(tb) if !tb.is_empty() => push_bytes(l, tb.as_bytes()),
+                _ => ffi::lua_pushnil(l),
+            }
+            Ok(4)
+        };
+        if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
+            return failure(
+                "bad_response",
+                &format!("response content is a {}, not bytes", type_name(l, 1)),
+                None,
+            );
+        }
+        let content = bytes_at(l, 1);
+        if content.len() > limits.max_bytes {
+            let msg = format!(
+                "response of {} bytes exceeds the message size limit (max_message_bytes = {})",
+                content.len(),
+                limits.max_bytes
+            );
+            return failure("bad_response", &msg, None);
+        }
+        let response = match RunLuaMfaResponse::decode(content) {
+            Ok(r) => r,
+            Err(e) => return failure("bad_response", &format!("corrupt response: {e}"), None),
+        };
+        if !response.error_kind.is_empty() {
+            // An unknown kind from a newer peer is still a failure the caller must see.
+            let kind = crate::rpc::kind::ErrorKind::parse(&response.error_kind)
+                .map_or("runtime", |k| k.as_str());
+            return failure(kind, &response.error_message, Some(&response.traceback));
+        }
+        ffi::lua_pushboolean(l, 1);
+        if let Err(msg) = load_bytes(l, &response.returned_dump, &limits) {
+            ffi::lua_settop(l, 3);
+            return failure("bad_response", &format!("results: {msg}"), None);
+        }
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            let got = type_name(l, -1);
+            ffi::lua_settop(l, 3);
+            return failure(
+                "bad_response",
+                &format!("results are a {got}, not an array"),
+                None,
+            );
+        }
+        push_int(l, array_count(l, ffi::lua_gettop(l)));
+        Ok(3)
+    })
+}
