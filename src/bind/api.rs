@@ -76,6 +76,18 @@ pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
     ffi::lua_error(l)
 }
 
+/// The type of this crate's C functions. They return the result count as a full register:
+/// LuaJIT 2.1's VM reads all 64 bits of `rax` after a C call, and Rust (like the C ABI) leaves
+/// the upper half of an `int` return undefined, so an `int` count could arrive as garbage.
+pub type RawFunction = unsafe extern "C-unwind" fn(*mut lua_State) -> isize;
+
+/// A `RawFunction` as the `lua_CFunction` Lua expects.
+pub fn c_function(f: RawFunction) -> ffi::lua_CFunction {
+    // SAFETY: same arguments and calling convention; the wider return value is read from the
+    // same register by every caller (C callers use its low half, which holds the same count).
+    unsafe { std::mem::transmute::<RawFunction, ffi::lua_CFunction>(f) }
+}
+
 /// Runs the body of a C function, turning a returned error into a Lua error and a panic
 /// into a Lua error too, so that no panic crosses into the host.
 ///
@@ -85,10 +97,10 @@ pub unsafe fn guarded(
     l: *mut lua_State,
     name: &str,
     body: impl FnOnce() -> Result<c_int, String>,
-) -> c_int {
+) -> isize {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     let msg = match outcome {
-        Ok(Ok(n)) => return n,
+        Ok(Ok(n)) => return n as isize,
         Ok(Err(msg)) => msg,
         Err(_) => format!("remote_runner: internal error in '{name}' (please report it)"),
     };

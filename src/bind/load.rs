@@ -260,7 +260,7 @@ pub unsafe fn load_bytes(
     }
 }
 
-pub unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
     guarded(l, "load", || {
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
             return Err(bad_argument(

@@ -1,11 +1,10 @@
 //! What `luaopen_remote_runner` and `luaopen_svc_run_lua` return: the embedded Lua layers
 //! (`lua/*.lua`) run over `core`, the table of Rust functions they build on.
 
-use super::api::guarded;
+use super::api::{c_function, guarded, RawFunction};
 use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 use once_cell::sync::Lazy;
-use std::os::raw::c_int;
 use std::time::Instant;
 
 const CALLER_SIDE: &str = include_str!("../../lua/remote_runner.lua");
@@ -15,7 +14,7 @@ const SERVICE_SIDE: &str = include_str!("../../lua/svc_run_lua.lua");
 static CLOCK_START: Lazy<Instant> = Lazy::new(Instant::now);
 
 /// `core.now()` → seconds on a monotonic clock.
-unsafe extern "C-unwind" fn lua_now(l: *mut lua_State) -> c_int {
+unsafe extern "C-unwind" fn lua_now(l: *mut lua_State) -> isize {
     guarded(l, "now", || {
         ffi::lua_pushnumber(l, CLOCK_START.elapsed().as_secs_f64());
         Ok(1)
@@ -24,7 +23,7 @@ unsafe extern "C-unwind" fn lua_now(l: *mut lua_State) -> c_int {
 
 fn core_table(lua: &Lua) -> LuaResult<LuaTable> {
     let core = lua.create_table()?;
-    let functions: [(&str, ffi::lua_CFunction); 8] = [
+    let functions: [(&str, RawFunction); 8] = [
         ("dump", super::dump::lua_dump),
         ("load", super::load::lua_load),
         ("encode_request", super::rpc::lua_encode_request),
@@ -36,7 +35,9 @@ fn core_table(lua: &Lua) -> LuaResult<LuaTable> {
     ];
     for (name, function) in functions {
         // SAFETY: each is a C function following the Lua calling convention.
-        core.set(name, unsafe { lua.create_c_function(function)? })?;
+        core.set(name, unsafe {
+            lua.create_c_function(c_function(function))?
+        })?;
     }
     Ok(core)
 }
