@@ -630,7 +630,7 @@ pub unsafe fn dump_at<R>(
     })
 }
 
-pub unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
     guarded(l, "dump", || {
         if ffi::lua_gettop(l) < 1 {
             return Err(bad_argument(1, "dump", "value expected"));

@@ -136,10 +136,8 @@ impl Builder for LuaBuilder {
     }
     #[inline]
     fn append(&mut self, index: i64) -> BuildResult {
-        let index = index
-            .try_into()
-            .map_err(|_| BuildError::Exhausted("array indices"))?;
-        unsafe { ffi::lua_rawseti(self.l, -2, index) };
+        // Positional indices never approach lua_Integer's range: each needs a value in memory.
+        unsafe { ffi::lua_rawseti(self.l, -2, index as ffi::lua_Integer) };
         self.top -= 1;
         Ok(())
     }
@@ -260,7 +258,7 @@ pub unsafe fn load_bytes(
     }
 }
 
-pub unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
     guarded(l, "load", || {
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
             return Err(bad_argument(

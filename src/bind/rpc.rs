@@ -72,7 +72,7 @@ unsafe fn array_count(l: *mut lua_State, idx: c_int) -> i64 {
 
 /// `encode_request(module, func, args, caller_id?, call_id, timeout_ms?, maxdepth, maxbytes)`
 /// → request bytes. Raises for arguments that cannot be sent, naming their path.
-pub unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
     guarded(l, "encode_request", || {
         let name = "encode_request";
         let module = string_arg(l, 1, name)?.to_vec();
@@ -134,7 +134,7 @@ pub unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
 
 /// `decode_request(content, maxdepth, maxbytes)` →
 /// `module, func, args, n, caller_id?, call_id?, timeout_ms?` or `nil, "bad_request", message`.
-pub unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
     guarded(l, "decode_request", || {
         let name = "decode_request";
         let limits = LoadLimits {
@@ -199,7 +199,7 @@ pub unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
 
 /// `encode_response(results, call_id?, maxdepth, maxbytes)` → bytes, or `nil, message` when
 /// the results cannot be sent (the caller then answers with a runtime error).
-pub unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> isize {
     guarded(l, "encode_response", || {
         let name = "encode_response";
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
@@ -232,7 +232,7 @@ pub unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> isize 
 }
 
 /// `encode_error(kind, message, traceback?, call_id?)` → bytes.
-pub unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> isize {
     guarded(l, "encode_error", || {
         let name = "encode_error";
         let text = |idx: c_int| -> Result<String, String> {
@@ -256,7 +256,7 @@ pub unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> isize {
 
 /// `decode_response(content, maxdepth, maxbytes)` → `true, results, n` or
 /// `false, kind, message, traceback?`.
-pub unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> isize {
     guarded(l, "decode_response", || {
         let name = "decode_response";
         let limits = LoadLimits {

@@ -171,7 +171,7 @@ impl<'a> Lexer<'a> {
     }
 
     #[inline]
-    pub fn next(&mut self) -> Result<Tok, ParseError> {
+    pub fn next_token(&mut self) -> Result<Tok, ParseError> {
         if matches!(
             self.peek(0),
             Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'-')

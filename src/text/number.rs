@@ -14,9 +14,13 @@ impl Num {
             Num::Float(f) => f,
         }
     }
+}
+
+impl std::ops::Neg for Num {
+    type Output = Num;
 
     /// Lua's unary minus: integers wrap, floats flip the sign bit.
-    pub fn neg(self) -> Num {
+    fn neg(self) -> Num {
         match self {
             Num::Int(i) => Num::Int(i.wrapping_neg()),
             Num::Float(f) => Num::Float(-f),

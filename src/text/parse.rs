@@ -106,7 +106,7 @@ struct Parser<'s, 'b, B: Builder> {
 impl<'s, B: Builder> Parser<'s, '_, B> {
     #[inline]
     fn advance(&mut self) -> Result<(), ParseError> {
-        self.tok = self.lex.next()?;
+        self.tok = self.lex.next_token()?;
         Ok(())
     }
 
@@ -536,7 +536,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         }
         let n = self.lex.number;
         let numerator_text = self.lex.token_text();
-        let mut value = if negate { n.neg() } else { n };
+        let mut value = if negate { -n } else { n };
         self.advance()?;
         if self.tok == Tok::Slash {
             let op_offset = self.lex.start;

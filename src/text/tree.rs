@@ -63,8 +63,7 @@ fn normalize(key: Val) -> Val {
     match key {
         Val::Float(f)
             if f.fract() == 0.0
-                && f >= -9.223_372_036_854_776e18
-                && f < 9.223_372_036_854_776e18 =>
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
         {
             Val::Int(f as i64)
         }
