@@ -135,6 +135,8 @@ bench: deps build-5.4
 	@cd $(ROOT); if [ -f $(BENCH_SCRIPT) ]; then \
 	  echo "lua5.4 $(BENCH_SCRIPT) build/lua5.4"; \
 	  $(LUA54_ENV) lua5.4 $(BENCH_SCRIPT) build/lua5.4; \
+	  echo "lua5.4 bench/rpc_bench.lua build/lua5.4"; \
+	  lua5.4 bench/rpc_bench.lua build/lua5.4; \
 	else \
 	  echo "bench: $(BENCH_SCRIPT) does not exist yet"; \
 	fi

@@ -7,7 +7,7 @@ local encode_request, decode_response = core.encode_request, core.decode_respons
 local unpack = table.unpack or unpack
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local floor = math.floor
-local type, pairs, tostring, pcall, xpcall = type, pairs, tostring, pcall, xpcall
+local type, pairs, tostring, pcall, xpcall, select = type, pairs, tostring, pcall, xpcall, select
 local setmetatable, getmetatable, error, next, rawget = setmetatable, getmetatable, error, next, rawget
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
@@ -119,10 +119,19 @@ end
 ------------------------------------------------------------------------------------------------
 -- Delivery: every callback runs from poll or from a transport callback, never inside run_mfa
 
-local function protected(fn, ...)
-  local args = pack(...)
-  local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
-  if not ok then log("error", "callback failed: " .. tostring(err)) end
+-- Runs a user callback; its failure is logged, never raised into the transport or poll.
+local protected
+if select(2, xpcall(function(x) return x end, traceback, true)) == true then
+  protected = function(fn, ...)
+    local ok, err = xpcall(fn, traceback, ...)
+    if not ok then log("error", "callback failed: " .. tostring(err)) end
+  end
+else -- PUC Lua 5.1: xpcall passes no arguments
+  protected = function(fn, ...)
+    local args = pack(...)
+    local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
+    if not ok then log("error", "callback failed: " .. tostring(err)) end
+  end
 end
 
 local function count_failure(kind)

@@ -8,7 +8,8 @@ local encode_response, encode_error, decode_request = core.encode_response, core
 local unpack = table.unpack or unpack
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local type, tostring, pcall, require, format = type, tostring, pcall, require, string.format
-local co_create, co_running = coroutine.create, coroutine.running
+local co_create, co_running, co_yield = coroutine.create, coroutine.running, coroutine.yield
+local loaded = package.loaded
 
 local S = {}
 
@@ -40,18 +41,22 @@ local function is_allowed(module_name, function_name)
   return rule == true or (rule ~= nil and rule[function_name] == true)
 end
 
--- Served coroutine -> its caller's server id and call id, for svc.caller().
-local callers = setmetatable({}, { __mode = "k" })
+-- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, name= }.
+-- Worker coroutine -> the job it is running, for svc.caller() and failure replies.
+local jobs = setmetatable({}, { __mode = "k" })
 
 function S.caller()
   local co = co_running()
-  local who = co and callers[co]
-  if who then return who.caller_id, who.call_id end
+  local job = co and jobs[co]
+  if job then return job.caller_id, job.call_id end
   return nil
 end
 
-local function reply_through(ctx, content)
+local function reply(job, content)
+  if job.replied then return end
+  job.replied = true
   stats.bytes_out = stats.bytes_out + #content
+  local ctx = job.ctx
   if type(ctx) == "table" and ctx[internal.LOCAL_REPLY] then
     ctx[internal.LOCAL_REPLY](content)
     return
@@ -65,6 +70,60 @@ local function reply_through(ctx, content)
   if not ok then log("error", "reply_to failed: " .. tostring(err)) end
 end
 
+local function fail(job, kind, message, remote_traceback)
+  if job.replied then return end
+  stats.served_failed = stats.served_failed + 1
+  reply(job, encode_error(kind, message, remote_traceback, job.call_id))
+end
+
+local function on_worker_failure(job)
+  return function(err, remote_traceback) fail(job, "runtime", tostring(err), remote_traceback) end
+end
+
+-- Idle worker coroutines. A worker runs one job after another; the reply goes out when the
+-- function returns, whoever resumed the worker last (this module, or rr.call's callback after
+-- a nested call). A worker whose function raised is dead and is not reused.
+local idle, idle_count = {}, 0
+local MAX_IDLE = 64
+
+-- Runs one job in the current worker and replies.
+local function serve(job, ...)
+  local results = pack(job.fn(...))
+  local bytes, err = encode_response(results, job.call_id, settings.max_depth, settings.max_message_bytes)
+  if bytes then
+    reply(job, bytes)
+  else
+    fail(job, "runtime", format("%s returned a value that cannot be sent: %s", job.name, err))
+  end
+end
+
+local function worker(job, ...)
+  serve(job, ...)
+  while true do
+    local co = co_running()
+    jobs[co] = nil
+    internal.coroutine_failure[co] = nil
+    if idle_count >= MAX_IDLE then return end
+    idle_count = idle_count + 1
+    idle[idle_count] = co
+    serve(co_yield()) -- parked until `run` resumes it with the next job and its arguments
+  end
+end
+
+local function run(job, arguments, n)
+  local co
+  if idle_count > 0 then
+    co = idle[idle_count]
+    idle[idle_count] = nil
+    idle_count = idle_count - 1
+  else
+    co = co_create(worker)
+  end
+  jobs[co] = job
+  internal.coroutine_failure[co] = on_worker_failure(job)
+  internal.resume(co, job, unpack(arguments, 1, n))
+end
+
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
 local function require_failure(module_name, message)
   message = tostring(message)
@@ -76,53 +135,30 @@ end
 
 function S.RunMfa(ctx, content)
   stats.served = stats.served + 1
-  local replied = false
-  local call_id
-  local function reply(bytes)
-    if replied then return end
-    replied = true
-    reply_through(ctx, bytes)
-  end
-  local function fail(kind, message, remote_traceback)
-    if replied then return end
-    stats.served_failed = stats.served_failed + 1
-    reply(encode_error(kind, message, remote_traceback, call_id))
-  end
-
-  local module_name, function_name, arguments, n, caller_id, id =
+  local job = { ctx = ctx, replied = false }
+  local module_name, function_name, arguments, n, caller_id, call_id =
     decode_request(content, settings.max_depth, settings.max_message_bytes)
   if module_name == nil then
-    return fail(function_name, arguments) -- the kind and the message
+    return fail(job, function_name, arguments) -- the kind and the message
   end
-  call_id = id
+  job.call_id, job.caller_id = call_id, caller_id
   if not is_allowed(module_name, function_name) then
-    return fail("not_allowed", format(
+    return fail(job, "not_allowed", format(
       "%s.%s is not allowed on this server: call svc.allow(%q, %q) (or svc.allow(%q) for the whole module) there",
       module_name, function_name, module_name, function_name, module_name))
   end
-  local loaded, module = pcall(require, module_name)
-  if not loaded then return fail(require_failure(module_name, module)) end
+  local module = loaded[module_name]
+  if module == nil then
+    local ok, result = pcall(require, module_name)
+    if not ok then return fail(job, require_failure(module_name, result)) end
+    module = result
+  end
   local fn = type(module) == "table" and module[function_name] or nil
   if type(fn) ~= "function" then
-    return fail("not_found", format("function '%s' not found in module '%s'", function_name, module_name))
+    return fail(job, "not_found", format("function '%s' not found in module '%s'", function_name, module_name))
   end
-
-  -- The coroutine sends its own reply when the function returns, whoever resumes it last
-  -- (this call, or rr.call's callback after a nested call).
-  local co = co_create(function(...)
-    local results = pack(fn(...))
-    local bytes, err = encode_response(results, call_id, settings.max_depth, settings.max_message_bytes)
-    if bytes then
-      reply(bytes)
-    else
-      fail("runtime", format("%s.%s returned a value that cannot be sent: %s", module_name, function_name, err))
-    end
-  end)
-  callers[co] = { caller_id = caller_id, call_id = call_id }
-  internal.coroutine_failure[co] = function(err, remote_traceback)
-    fail("runtime", tostring(err), remote_traceback)
-  end
-  internal.resume(co, unpack(arguments, 1, n))
+  job.fn, job.name = fn, module_name .. "." .. function_name
+  run(job, arguments, n)
 end
 
 return S

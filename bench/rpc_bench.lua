@@ -1,0 +1,93 @@
+-- Full-path call benchmark: run_mfa -> request bytes -> RunMfa -> call -> reply -> on_result,
+-- through an in-process fake transport, compared with the cjson round trip of the same payload.
+--   lua5.4 bench/rpc_bench.lua build/lua5.4      (make bench runs it after the codec bench)
+-- Env: BENCH_SECONDS (default 0.5 per figure), BENCH_REPS (best of, default 3).
+local build_dir = arg[1] or "build/lua5.4"
+package.cpath = build_dir .. "/?.so;" .. package.cpath
+local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
+package.path = script_dir .. "/?.lua;" .. package.path
+
+local rr = require("remote_runner")
+local svc = require("svc_run_lua")
+local cjson = require("cjson")
+local payloads = require("payloads")
+
+local SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "0.5")
+local REPS = tonumber(os.getenv("BENCH_REPS") or "3")
+
+-- The served module: a no-op and an echo.
+package.loaded["bench_target"] = {
+  noop = function() end,
+  echo = function(...) return ... end,
+}
+svc.allow("bench_target")
+
+-- One request and one reply in flight at a time: a two-slot transport with no queue to manage.
+local pending_request, pending_cb, pending_reply
+rr.set_transport({
+  request_svr = function(_, _, _, request, cb)
+    pending_request, pending_cb = request, cb
+  end,
+  reply_to = function(_, response)
+    pending_reply = response
+  end,
+})
+local ctx = {}
+
+local function one_call(fn_name, args, on_result)
+  rr.run_mfa(2, "bench_target", fn_name, args, on_result)
+  svc.RunMfa(ctx, pending_request)
+  local cb, reply = pending_cb, pending_reply
+  pending_request, pending_cb, pending_reply = nil, nil, nil
+  cb(reply)
+end
+
+-- Microseconds per operation: best of REPS runs of at least SECONDS each.
+local function micros(op)
+  local best = math.huge
+  for _ = 1, REPS do
+    collectgarbage()
+    local n, start = 0, os.clock()
+    repeat
+      for _ = 1, 100 do op() end
+      n = n + 100
+    until os.clock() - start >= SECONDS
+    best = math.min(best, (os.clock() - start) / n * 1e6)
+  end
+  return best
+end
+
+local targets = { P1 = 2.0, P3 = 0.67 }
+print(string.format("remote_runner full-path call bench -- %s -- %s", _VERSION, os.date("%Y-%m-%d %H:%M:%S")))
+print(string.format("timing: os.clock CPU time, best of %d x >= %.2f s", REPS, SECONDS))
+print(string.format("%-4s %-6s %12s %14s %8s %s", "pay", "fn", "us/call", "cjson rt (us)", "ratio", "target"))
+local failures = 0
+for _, name in ipairs({ "P1", "P3" }) do
+  local value = payloads[name]()
+  local encode, decode = cjson.encode, cjson.decode
+  local cjson_us = micros(function() decode(encode(value)) end)
+  for _, fn_name in ipairs({ "noop", "echo" }) do
+    -- Correctness once, before timing.
+    local got
+    one_call(fn_name, value, function(...) got = select("#", ...) end)
+    local want = fn_name == "noop" and 0 or #value
+    if got ~= want then
+      io.stderr:write(string.format("FATAL: %s %s returned %s results, expected %d\n", name, fn_name,
+        tostring(got), want))
+      os.exit(1)
+    end
+    local on_result = function() end
+    local us = micros(function() one_call(fn_name, value, on_result) end)
+    local ratio = us / cjson_us
+    local target = fn_name == "noop" and targets[name] or nil
+    local verdict = ""
+    if target then
+      verdict = string.format("<= %.2f %s", target, ratio <= target and "PASS" or "ABOVE")
+      if ratio > target then failures = failures + 1 end
+    end
+    print(string.format("%-4s %-6s %12.2f %14.2f %8.2f %s", name, fn_name, us, cjson_us, ratio, verdict))
+  end
+end
+local stats = rr.stats()
+print(string.format("calls completed %d, in flight %d", stats.completed, stats.in_flight))
+if os.getenv("BENCH_STRICT") == "1" and failures > 0 then os.exit(1) end
