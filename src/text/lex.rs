@@ -40,32 +40,50 @@ pub struct Lexer<'a> {
     str_span: Option<(usize, usize)>,
 }
 
+/// The name's bytes as one little-endian word, zero-padded (names of at most 8 bytes).
+const fn word(name: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < name.len() {
+        v |= (name[i] as u64) << (8 * i);
+        i += 1;
+    }
+    v
+}
+
+/// Lua's reserved words as words, so a name is tested with one comparison each.
+const KEYWORDS: [u64; 22] = [
+    word(b"and"),
+    word(b"break"),
+    word(b"do"),
+    word(b"else"),
+    word(b"elseif"),
+    word(b"end"),
+    word(b"false"),
+    word(b"for"),
+    word(b"function"),
+    word(b"goto"),
+    word(b"if"),
+    word(b"in"),
+    word(b"local"),
+    word(b"nil"),
+    word(b"not"),
+    word(b"or"),
+    word(b"repeat"),
+    word(b"return"),
+    word(b"then"),
+    word(b"true"),
+    word(b"until"),
+    word(b"while"),
+];
+
 pub fn is_keyword(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"and"
-            | b"break"
-            | b"do"
-            | b"else"
-            | b"elseif"
-            | b"end"
-            | b"false"
-            | b"for"
-            | b"function"
-            | b"goto"
-            | b"if"
-            | b"in"
-            | b"local"
-            | b"nil"
-            | b"not"
-            | b"or"
-            | b"repeat"
-            | b"return"
-            | b"then"
-            | b"true"
-            | b"until"
-            | b"while"
-    )
+    if !(2..=8).contains(&name.len()) {
+        return false;
+    }
+    let mut padded = [0u8; 8];
+    padded[..name.len()].copy_from_slice(name);
+    KEYWORDS.contains(&u64::from_le_bytes(padded))
 }
 
 /// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
@@ -134,6 +152,15 @@ impl<'a> Lexer<'a> {
     /// Bytes of the current token, for names and error messages.
     pub fn token_text(&self) -> &'a [u8] {
         &self.src[self.start..self.pos]
+    }
+
+    /// Steps over the `=` that `peek_is_assign` found, so it is not lexed twice.
+    pub fn skip_assign(&mut self) {
+        if self.peek(0) != Some(b'=') {
+            // Whitespace or comments first: take the slow way.
+            let _ = self.skip_space_and_comments();
+        }
+        self.pos += 1;
     }
 
     /// Whether the next token is a single `=` (a field name in a constructor).

@@ -282,11 +282,7 @@ mod tests {
             let text = written(|o| write_float(o, v));
             let body = text.strip_prefix('-').unwrap_or(&text);
             let back = parse_numeral(body.as_bytes(), true).unwrap();
-            let back = if text.starts_with('-') {
-                back.neg()
-            } else {
-                back
-            };
+            let back = if text.starts_with('-') { -back } else { back };
             assert_eq!(back, Num::Float(v), "{text}");
         }
     }

@@ -407,8 +407,8 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     let r = self.b.string(self.lex.token_text());
                     self.build(r)
                 }?;
+                self.lex.skip_assign();
                 self.advance()?;
-                self.advance()?; // '='
                 self.frames.push(Frame::Keyed(Entry::Named));
                 Ok(true)
             }
