@@ -11,6 +11,7 @@ local type, pairs, tostring, pcall, xpcall, select = type, pairs, tostring, pcal
 local setmetatable, getmetatable, error, next, rawget = setmetatable, getmetatable, error, next, rawget
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
+local co_status, co_isyieldable = coroutine.status, coroutine.isyieldable
 local traceback = debug.traceback
 
 local M = {}
@@ -19,6 +20,7 @@ local SERVICE, METHOD = "svr.RunLua", "RunMfa"
 -- Timeouts are kept in slots of this many seconds; a call times out on the first poll after
 -- the end of its slot.
 local SLOT_SECONDS = 0.01
+local MAX_BUDGET_MS = 4294967295
 
 local function default_logger(level, message)
   io.stderr:write("[remote_runner] ", level, ": ", message, "\n")
@@ -90,7 +92,9 @@ end
 
 local function check_call_args(fname, svr_id, module_name, function_name, arguments)
   local t = type(svr_id)
-  if t ~= "number" and t ~= "string" then arg_error(1, fname, "server id (number or string)", svr_id, 3) end
+  if (t ~= "number" and t ~= "string") or svr_id ~= svr_id then
+    arg_error(1, fname, "server id (number or string)", svr_id, 3)
+  end
   if type(module_name) ~= "string" then arg_error(2, fname, "string", module_name, 3) end
   if type(function_name) ~= "string" then arg_error(3, fname, "string", function_name, 3) end
   if type(arguments) ~= "table" then arg_error(4, fname, "table", arguments, 3) end
@@ -175,12 +179,8 @@ local function slot_of(time)
   return floor(time / SLOT_SECONDS) + 1
 end
 
-local function track(call, timeout)
-  pending[call.id] = call
-  stats.in_flight = stats.in_flight + 1
-  per_server[call.svr_id] = (per_server[call.svr_id] or 0) + 1
-  local now = settings.clock()
-  local slot = slot_of(now + timeout)
+local function schedule(call)
+  local slot = slot_of(call.deadline)
   call.slot = slot
   local bucket = wheel[slot]
   if not bucket then
@@ -188,6 +188,15 @@ local function track(call, timeout)
     wheel[slot] = bucket
   end
   bucket[call.id] = call
+end
+
+local function track(call, timeout)
+  pending[call.id] = call
+  stats.in_flight = stats.in_flight + 1
+  per_server[call.svr_id] = (per_server[call.svr_id] or 0) + 1
+  local now = settings.clock()
+  call.deadline = now + timeout
+  schedule(call)
   if next_slot == nil then next_slot = slot_of(now) end
 end
 
@@ -253,8 +262,10 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   timeout = timeout or settings.timeout
   local id = next_call_id
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
+  -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
+  local budget_ms = timeout * 1000 < MAX_BUDGET_MS and floor(timeout * 1000) or MAX_BUDGET_MS
   local request = encode_request(module_name, function_name, arguments, settings.self_id, id,
-    floor(timeout * 1000), settings.max_depth, settings.max_message_bytes)
+    budget_ms, settings.max_depth, settings.max_message_bytes)
   next_call_id = id + 1
   local call = { id = id, svr_id = svr_id, module = module_name, func = function_name,
     on_result = on_result, on_error = on_error }
@@ -287,12 +298,23 @@ function M.run_mfa(svr_id, module_name, function_name, arguments, on_result, opt
   return start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
 end
 
--- Resumes a coroutine parked in rr.call. A served coroutine that then fails is answered with an
--- error reply by svc_run_lua; any other coroutine's failure is logged.
+-- Coroutine -> the id of the call it is parked on in rr.call. A reply resumes the coroutine
+-- only if it still waits for that call (its yield may have failed, and it moved on).
+local waiting = setmetatable({}, { __mode = "k" })
+
+-- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
+-- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
+-- reply by svc_run_lua; any other coroutine's failure is logged.
 local function resume(co, ...)
   local ok, err = co_resume(co, ...)
-  if ok then return end
   local on_failure = coroutine_failure[co]
+  if ok then
+    if on_failure and waiting[co] == nil and co_status(co) == "suspended" then
+      coroutine_failure[co] = nil
+      on_failure("a served function may only yield through rr.call", nil)
+    end
+    return
+  end
   if on_failure then
     coroutine_failure[co] = nil
     on_failure(err, traceback(co, tostring(err)))
@@ -301,27 +323,32 @@ local function resume(co, ...)
   end
 end
 
--- Marks the values rr.call's own callbacks resume with, so other resumes are not taken for them.
-local RESUMED_BY_CALL = {}
+-- Resumes `co` with a call's outcome if it is still parked on that call.
+local function wake(co, id, ok, result)
+  if waiting[co] ~= id then return end
+  waiting[co] = nil
+  resume(co, ok, result)
+end
 
 function M.call(svr_id, module_name, function_name, arguments, opts)
   local co, is_main = co_running()
   if co == nil or is_main then
     error("rr.call must run inside a coroutine (outside one, use rr.run_mfa with callbacks)", 2)
   end
+  if co_isyieldable and not co_isyieldable() then
+    error("rr.call cannot yield here (inside a C function such as table.sort, or a metamethod)", 2)
+  end
   check_call_args("call", svr_id, module_name, function_name, arguments)
   local _, timeout = check_opts(5, "call", opts)
+  local id = next_call_id
   start_call(svr_id, module_name, function_name, arguments,
-    function(...) resume(co, RESUMED_BY_CALL, true, pack(...)) end,
-    function(err) resume(co, RESUMED_BY_CALL, false, err) end,
+    function(...) wake(co, id, true, pack(...)) end,
+    function(err) wake(co, id, false, err) end,
     timeout)
-  while true do
-    local marker, ok, result = co_yield()
-    if marker == RESUMED_BY_CALL then
-      if ok then return unpack(result, 1, result.n) end
-      error(result, 0)
-    end
-  end
+  waiting[co] = id
+  local ok, result = co_yield()
+  if ok then return unpack(result, 1, result.n) end
+  error(result, 0)
 end
 
 function M.cancel(call_id)
@@ -366,9 +393,13 @@ local function expire(now)
   if last + 1 > next_slot then next_slot = last + 1 end
 end
 
+local polling = 0
+
 function M.poll()
   expire(settings.clock())
   -- Only what is queued now: deliveries queued by these callbacks wait for the next poll.
+  -- A poll from inside a callback shares the same queue position.
+  polling = polling + 1
   local last = queue_tail
   while queue_head <= last do
     local item = queue[queue_head]
@@ -376,7 +407,8 @@ function M.poll()
     queue_head = queue_head + 1
     fire(item[1], item[2], item[3], item[4], item[5])
   end
-  if queue_head > queue_tail then queue_head, queue_tail = 1, 0 end
+  polling = polling - 1
+  if polling == 0 and queue_head > queue_tail then queue_head, queue_tail = 1, 0 end
 end
 
 local CONFIG_CHECKS = {
@@ -402,10 +434,20 @@ function M.configure(options)
       error(format("bad argument #1 to 'configure' (%s must be a %s, got %s)", key, expected, tostring(value)), 2)
     end
   end
+  local old_now = options.clock and settings.clock()
   for key, value in pairs(options) do
     settings[key] = value
   end
-  if options.clock then next_slot = nil end
+  if options.clock then
+    -- A new clock has its own origin: keep every pending call's remaining time.
+    local now = settings.clock()
+    wheel = {}
+    for _, call in pairs(pending) do
+      call.deadline = now + (call.deadline - old_now)
+      schedule(call)
+    end
+    next_slot = slot_of(now)
+  end
 end
 
 function M.set_transport(t)

@@ -70,7 +70,7 @@ for v in "$@"; do
                 RR_LUA="$v" RR_BUILD_DIR="$build_dir" RR_FIXTURES="$RR_FIXTURES" \
                 "$interp" "$BUSTED" \
                     --output=utfTerminal \
-                    --lpath="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/test_lua/?.lua" \
+                    --lpath="$ROOT/test_lua/?.lua" \
                     --cpath="$build_dir/?.so" \
                     ${BUSTED_ARGS:-} \
                     "$SPEC_DIR"

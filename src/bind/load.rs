@@ -3,7 +3,7 @@
 
 use super::api::{bad_argument, bytes_at, guarded, push_int, type_name, HAS_INTEGERS};
 use super::args::{limit_field, opts_table};
-use crate::text::builder::{BuildError, BuildResult, Builder, Entry};
+use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::limits::LoadLimits;
 use crate::text::parse::{parse_with, ParseScratch};
 use mlua::ffi::{self, lua_State};
@@ -100,18 +100,20 @@ impl Builder for LuaBuilder {
         let first = base as c_int + 1;
         let keyed = entries.len() - items;
         self.reserve(4)?;
-        // Sized once, filled in source order so a repeated key ends with its last value.
+        // Sized once, then filled in the order Lua's own constructor stores entries.
         unsafe {
             ffi::lua_createtable(l, items as c_int, keyed as c_int);
             let table = self.top + 1;
+            let mut batch = ItemBatch::default();
             let mut slot = first;
-            let mut index = 0;
             for entry in entries {
+                batch.before_field(|index, item| {
+                    ffi::lua_pushvalue(l, item);
+                    ffi::lua_rawseti(l, table, index);
+                });
                 match entry {
                     Entry::Item => {
-                        ffi::lua_pushvalue(l, slot);
-                        index += 1;
-                        ffi::lua_rawseti(l, table, index);
+                        batch.push(slot);
                         slot += 1;
                     }
                     Entry::Named | Entry::Keyed => {
@@ -125,6 +127,10 @@ impl Builder for LuaBuilder {
                     }
                 }
             }
+            batch.flush(|index, item| {
+                ffi::lua_pushvalue(l, item);
+                ffi::lua_rawseti(l, table, index);
+            });
             if !entries.is_empty() {
                 // Over the first entry, dropping the rest (an empty table is already there).
                 ffi::lua_replace(l, first);

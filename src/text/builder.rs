@@ -41,6 +41,53 @@ pub enum Entry {
     Keyed,
 }
 
+/// Lua's constructor stores keyed entries as it meets them but positional items in batches of
+/// 50: when the field after the 50th pending item starts, and at `}`. With repeated keys
+/// (`{"a", [1]="b"}` is `{"a"}`) the result depends on that order, so builders replay it.
+pub struct ItemBatch {
+    /// Where the pending items are (builder-specific positions).
+    pending: [i32; ItemBatch::SIZE],
+    len: usize,
+    /// Positional index of the last item stored.
+    stored: i64,
+}
+
+impl Default for ItemBatch {
+    fn default() -> Self {
+        ItemBatch {
+            pending: [0; ItemBatch::SIZE],
+            len: 0,
+            stored: 0,
+        }
+    }
+}
+
+impl ItemBatch {
+    /// Lua's LFIELDS_PER_FLUSH.
+    pub const SIZE: usize = 50;
+
+    pub fn push(&mut self, position: i32) {
+        self.pending[self.len] = position;
+        self.len += 1;
+    }
+
+    /// Call before each field: stores a full batch, as Lua does when the next field starts.
+    pub fn before_field(&mut self, store: impl FnMut(i64, i32)) {
+        if self.len == Self::SIZE {
+            self.flush(store);
+        }
+    }
+
+    /// Stores the pending items as `store(index, position)`, in order.
+    pub fn flush(&mut self, mut store: impl FnMut(i64, i32)) {
+        for &position in &self.pending[..self.len] {
+            self.stored += 1;
+            store(self.stored, position);
+        }
+        self.len = 0;
+    }
+}
+
 /// Operations named after the stack effect they have (`..` is the rest of the stack).
 /// A table constructor's entries stay on the stack until `}`, so that `build_table` can
 /// create the table with its final size in one allocation.

@@ -1,7 +1,7 @@
 //! An owned value graph built by the parser, for Rust tests and the fuzz target.
 //! The Lua binding never uses it: it builds Lua values directly.
 
-use super::builder::{BuildError, BuildResult, Builder, Entry};
+use super::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,19 +157,31 @@ impl Builder for TreeBuilder {
         Ok(())
     }
     fn build_table(&mut self, base: usize, entries: &[Entry], _items: usize) -> BuildResult {
-        let mut pending = self.stack.split_off(base).into_iter();
+        let pending = self.stack.split_off(base);
         let mut table = Table::default();
-        let mut pos = 0;
+        let mut batch = ItemBatch::default();
+        let mut at = 0;
+        let mut failed = Ok(());
         for entry in entries {
-            let mut next = || pending.next().expect("parser pushed every pending entry");
+            batch.before_field(|index, item| {
+                failed = failed
+                    .clone()
+                    .and(table.set(Val::Int(index), pending[item as usize].clone()));
+            });
             if *entry == Entry::Item {
-                pos += 1;
-                table.set(Val::Int(pos), next())?;
+                batch.push(at as i32);
+                at += 1;
             } else {
-                let key = next();
-                table.set(key, next())?;
+                table.set(pending[at].clone(), pending[at + 1].clone())?;
+                at += 2;
             }
         }
+        batch.flush(|index, item| {
+            failed = failed
+                .clone()
+                .and(table.set(Val::Int(index), pending[item as usize].clone()));
+        });
+        failed?;
         self.tables.push(table);
         self.stack.push(Val::Table(self.tables.len() - 1));
         Ok(())

@@ -1,0 +1,548 @@
+-- remote_runner.run_mfa / rr.call / svc.RunMfa over the fake host (test_lua/support/fake_host.lua):
+-- the legacy example, results and arguments with nils, values kept exactly, never synchronous,
+-- transport selection (set_transport / the c_rpc global), svc.caller(), stats, bad arguments.
+local Host = require("support.fake_host")
+Host.setup_paths()
+local exact = require("support.exact")
+local rr, svc = Host.modules()
+
+local pack = Host.pack
+local unpack = table.unpack or unpack
+
+local host
+
+local function new_host(opts)
+  opts = opts or {}
+  opts.rr, opts.svc = rr, svc
+  host = Host.new(opts)
+  return host
+end
+
+before_each(function()
+  new_host({ seed = 11 }):install()
+  require("event.dispatcher").reset()
+end)
+
+after_each(function()
+  local problems = host:finish()
+  assert.same({}, problems)
+end)
+
+local function is_integer(v)
+  if math.type then return math.type(v) == "integer" end
+  return type(v) == "number" and v == math.floor(v)
+end
+
+describe("run_mfa: the legacy example", function()
+  it("runs require('event.dispatcher').dispatch('Remote.ClientDisconnected', 123) on server 2", function()
+    svc.allow("event.dispatcher", "dispatch")
+    local dispatcher = require("event.dispatcher")
+    local rec = host:call(2, "event.dispatcher", "dispatch", { "Remote.ClientDisconnected", 123 })
+    assert.is_true(is_integer(rec.id), "run_mfa returns an integer call id")
+    assert.equal(0, rec.fired)
+    assert.equal(1, #host.requests)
+    local req = host.requests[1]
+    assert.equal(2, req.svr_id)
+    assert.equal("svr.RunLua", req.service)
+    assert.equal("RunMfa", req.method)
+    assert.equal("string", type(req.bytes))
+    assert.equal(0, #dispatcher.calls, "nothing runs before the host delivers the request")
+
+    host:pump()
+    assert.equal(1, #dispatcher.calls)
+    assert.same({ n = 2, "Remote.ClientDisconnected", 123 }, dispatcher.calls[1])
+    assert.equal(1, rec.fired)
+    assert.is_nil(rec.err)
+    assert.same({ n = 1, true }, rec.results)
+  end)
+
+  it("is fire-and-forget without on_result", function()
+    svc.allow("event.dispatcher", "dispatch")
+    local dispatcher = require("event.dispatcher")
+    local id = rr.run_mfa(2, "event.dispatcher", "dispatch", { "Remote.ClientDisconnected", 123 })
+    assert.is_true(is_integer(id))
+    host:pump()
+    assert.same({ n = 2, "Remote.ClientDisconnected", 123 }, dispatcher.calls[1])
+    assert.is_false(host:logged("warn"), "a successful fire-and-forget call logs no warning")
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("gives every call its own id", function()
+    svc.allow("rpcfix.echo")
+    local seen = {}
+    for i = 1, 50 do
+      local id = rr.run_mfa(2 + i % 3, "rpcfix.echo", "noop", {})
+      assert.is_nil(seen[id], "call id " .. tostring(id) .. " given twice")
+      seen[id] = true
+    end
+    host:pump()
+  end)
+
+  it("accepts a string server id and hands it to the transport unchanged", function()
+    svc.allow("rpcfix.echo")
+    local rec = host:call("gate-1", "rpcfix.echo", "echo", { "hi" })
+    assert.equal("gate-1", host.requests[1].svr_id)
+    host:pump()
+    assert.same({ n = 1, "hi" }, rec.results)
+  end)
+end)
+
+describe("results", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("on_result gets every result, nil holes and trailing nils included", function()
+    local rec = host:call(2, "rpcfix.echo", "multi", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.same({ n = 5, 1, nil, "three", nil, nil }, rec.results)
+  end)
+
+  it("on_result is called with no values when the function returns nothing", function()
+    local rec = host:call(2, "rpcfix.echo", "noop", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.same({ n = 0 }, rec.results)
+  end)
+
+  it("only nils come back as that many nils", function()
+    local rec = host:call(2, "rpcfix.echo", "echo", { n = 3 })
+    host:pump()
+    assert.same({ n = 3 }, rec.results)
+  end)
+
+  it("rr.call returns every result, trailing nils included", function()
+    local co = Host.spawn(function()
+      return rr.call(2, "rpcfix.echo", "multi", {})
+    end)
+    assert.is_false(co.done, "rr.call yields until the reply")
+    host:pump()
+    assert.is_true(co.done)
+    assert.same({ n = 5, 1, nil, "three", nil, nil }, co.results)
+  end)
+
+  it("values survive the round trip exactly (subtypes, -0.0, inf, nan, bytes, sharing)", function()
+    local shared = { x = 1 }
+    local args = {
+      0.5, -1 / math.huge, 1 / 0, -1 / 0, "\0\1\255 \226\130\172 \"q\" \\ \n",
+      { a = { 1, 2, { deep = true } }, [true] = false, [1.5] = "f" },
+      shared, shared, 2 ^ 53, -(2 ^ 53),
+      n = 10,
+    }
+    if math.type then
+      args[11], args[12], args[13], args[14] = 1, 1.0, math.maxinteger, math.mininteger
+      args[15] = 9007199254740993 -- 2^53 + 1, not a double
+      args.n = 15
+    end
+    local rec = host:call(2, "rpcfix.echo", "echo", args)
+    host:pump()
+    assert.equal(1, rec.fired, rec.err and tostring(rec.err))
+    local ok, why = exact.equal(args, rec.results, "results")
+    assert(ok, why)
+    assert.is_true(rawequal(rec.results[7], rec.results[8]), "a table shared between arguments stays shared")
+    local co = Host.spawn(function()
+      return rr.call(2, "rpcfix.echo", "echo", { 0 / 0 })
+    end)
+    host:pump()
+    assert.is_true(co.done)
+    assert.equal(1, co.results.n)
+    assert.is_true(co.results[1] ~= co.results[1], "nan comes back as nan")
+  end)
+end)
+
+describe("arguments", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("keeps nil holes and trailing nils (arguments.n)", function()
+    local rec = host:call(2, "rpcfix.echo", "shape", { 1, nil, 3, nil, n = 4 })
+    host:pump()
+    assert.same({ n = 5, 4, "number", "nil", "number", "nil" }, rec.results)
+    local rec2 = host:call(2, "rpcfix.echo", "echo", { nil, "b", nil, n = 3 })
+    host:pump()
+    assert.same({ n = 3, nil, "b", nil }, rec2.results)
+  end)
+
+  it("arguments.n wins over #arguments", function()
+    local a = host:call(2, "rpcfix.echo", "count", { 1, 2, 3, n = 1 })
+    local b = host:call(2, "rpcfix.echo", "count", { n = 3 })
+    local c = host:call(2, "rpcfix.echo", "count", { n = 0 })
+    local d = host:call(2, "rpcfix.echo", "count", {})
+    local e = host:call(2, "rpcfix.echo", "count", { "x", "y" })
+    host:pump()
+    assert.same({ n = 1, 1 }, a.results)
+    assert.same({ n = 1, 3 }, b.results)
+    assert.same({ n = 1, 0 }, c.results)
+    assert.same({ n = 1, 0 }, d.results)
+    assert.same({ n = 1, 2 }, e.results)
+  end)
+
+  it("does not send a value it cannot send: raises at the call site naming the path", function()
+    local before = rr.stats()
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { 1, { cb = function() end } }, function() end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("arguments[2].cb: cannot send a function", 1, true), tostring(err))
+    ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { coroutine.create(function() end) })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("arguments[1]", 1, true), tostring(err))
+    assert.is_truthy(tostring(err):find("thread", 1, true), tostring(err))
+    ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { n = 2, nil, { io.stdout } })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("arguments[2][1]", 1, true), tostring(err))
+    assert.equal(0, #host.requests, "nothing was sent")
+    local after = rr.stats()
+    assert.equal(before.sent, after.sent)
+    assert.equal(0, after.in_flight - host.start_in_flight)
+  end)
+
+  it("refuses arguments nested deeper than max_depth, at the call site", function()
+    host:install({ max_depth = 8 })
+    local deep = {}
+    local t = deep
+    for _ = 1, 20 do
+      t[1] = {}
+      t = t[1]
+    end
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { deep })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):lower():find("depth", 1, true), tostring(err))
+    assert.equal(0, #host.requests)
+    assert.equal(0, host:in_flight())
+  end)
+end)
+
+describe("never synchronously inside run_mfa", function()
+  before_each(function()
+    new_host({ seed = 5, sync = true }):install()
+    svc.allow("rpcfix.echo")
+  end)
+
+  it("a transport that answers inside request_svr: on_result fires on the next poll", function()
+    local rec = host:call(2, "rpcfix.echo", "echo", { "sync" })
+    assert.equal(1, host.counts.served, "the sync host served the request inline")
+    assert.equal(1, host.counts.delivered, "and delivered the reply inline")
+    assert.equal(0, rec.fired, "the callback must not run inside run_mfa")
+    rr.poll()
+    assert.equal(1, rec.fired)
+    assert.same({ n = 1, "sync" }, rec.results)
+    rr.poll()
+    assert.equal(1, rec.fired)
+  end)
+
+  it("rr.call with a synchronous transport yields and resumes on the next poll", function()
+    local co = Host.spawn(function()
+      return rr.call(2, "rpcfix.echo", "echo", { 1, nil, n = 2 })
+    end)
+    assert.is_false(co.done)
+    assert.equal("suspended", coroutine.status(co.co))
+    rr.poll()
+    assert.is_true(co.done)
+    assert.same({ n = 2, 1 }, co.results)
+  end)
+
+  it("an error answered inside request_svr fires on the next poll too", function()
+    local rec = host:call(2, "rpcfix.nothere", "f", {})
+    assert.equal(0, rec.fired)
+    rr.poll()
+    assert.equal(1, rec.fired)
+    assert.equal("not_allowed", rec.err.kind)
+  end)
+end)
+
+describe("rr.call", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("outside a coroutine raises a usage error that says so", function()
+    local ok, err = pcall(rr.call, 2, "rpcfix.echo", "echo", { 1 })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("coroutine", 1, true), tostring(err))
+    assert.equal(0, #host.requests, "nothing was sent")
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("concurrent coroutines each get their own results", function()
+    local cos = {}
+    for i = 1, 10 do
+      cos[i] = Host.spawn(function()
+        local a, b = rr.call(2 + i % 3, "rpcfix.echo", "echo", { i, i * 10 })
+        local c = rr.call(2, "rpcfix.echo", "echo", { a + b })
+        return c
+      end)
+    end
+    host:shuffle()
+    host:pump()
+    for i = 1, 10 do
+      assert.is_true(cos[i].done)
+      assert.same({ n = 1, i * 11 }, cos[i].results)
+    end
+  end)
+
+  it("a call whose yield failed (C-call boundary) does not hijack the coroutine's next rr.call", function()
+    -- rr.call inside a table.sort comparator cannot yield on any Lua version; the pcall around
+    -- it catches that. The coroutine then makes a second call: it must get its own results,
+    -- not those of the first (abandoned) call, whose reply comes back first.
+    local first_err
+    local co = Host.spawn(function()
+      local ok, e = pcall(table.sort, { 2, 1 }, function(x, y)
+        rr.call(2, "rpcfix.echo", "echo", { "first" })
+        return x < y
+      end)
+      assert(not ok)
+      first_err = e
+      return rr.call(3, "rpcfix.echo", "echo", { "second" })
+    end)
+    assert.is_truthy(tostring(first_err):find("yield", 1, true), tostring(first_err))
+    host:pump()
+    host:advance(11) -- whatever was left of the abandoned call times out
+    assert.is_true(co.done)
+    assert.same({ n = 1, "second" }, co.results)
+  end)
+
+  it("works from coroutine.wrap too", function()
+    local got
+    local f = coroutine.wrap(function()
+      got = pack(rr.call(3, "rpcfix.echo", "echo", { "w" }))
+    end)
+    f()
+    host:pump()
+    assert.same({ n = 1, "w" }, got)
+  end)
+end)
+
+describe("robustness of the caller side", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("rr.poll() called from inside a callback: every callback fires once, nothing raises", function()
+    new_host({ seed = 3, sync = true }):install()
+    svc.allow("rpcfix.echo")
+    local fired = {}
+    rr.run_mfa(2, "rpcfix.echo", "echo", { "a" }, function(v) fired[#fired + 1] = v; rr.poll() end)
+    rr.run_mfa(2, "rpcfix.echo", "echo", { "b" }, function(v) fired[#fired + 1] = v end)
+    rr.run_mfa(2, "rpcfix.echo", "echo", { "c" }, function(v) fired[#fired + 1] = v; rr.poll() end)
+    rr.run_mfa(2, "rpcfix.echo", "echo", { "d" }, function(v) fired[#fired + 1] = v end)
+    local ok, err = pcall(rr.poll)
+    assert(ok, "rr.poll raised: " .. tostring(err))
+    rr.poll()
+    table.sort(fired)
+    assert.same({ "a", "b", "c", "d" }, fired)
+  end)
+
+  it("a NaN server id is a bad argument and leaves nothing in flight", function()
+    local ok, err = pcall(rr.run_mfa, 0 / 0, "rpcfix.echo", "echo", {})
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bad argument #1 to 'run_mfa'", 1, true), tostring(err))
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("opts.timeout = math.huge is either accepted or refused as run_mfa's own bad argument", function()
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { "inf" }, function() end, { timeout = math.huge })
+    if not ok then
+      assert.is_truthy(tostring(err):find("to 'run_mfa'", 1, true), tostring(err))
+      assert.is_truthy(tostring(err):find("timeout", 1, true), tostring(err))
+    end
+    host:pump()
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("a call to this server's own id (self_id) works the same way, never synchronously", function()
+    host:install({ self_id = 1 })
+    svc.allow("rpcfix.echo")
+    local rec = host:call(1, "rpcfix.echo", "caller", {})
+    assert.equal(0, rec.fired)
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.same({ n = 2, 1, rec.id }, rec.results)
+    local co = Host.spawn(function() return rr.call(1, "rpcfix.echo", "multi", {}) end)
+    host:pump()
+    assert.same({ n = 5, 1, nil, "three", nil, nil }, co.results)
+  end)
+end)
+
+describe("transport selection", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+  after_each(function() rawset(_G, "c_rpc", nil) end)
+
+  it("without set_transport uses the global c_rpc, looked up at call time", function()
+    rr.set_transport(nil)
+    local other = Host.new({ rr = rr, svc = svc })
+    rawset(_G, "c_rpc", host:transport())
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" })
+    rawset(_G, "c_rpc", other:transport())
+    local b = host:call(2, "rpcfix.echo", "echo", { "b" })
+    assert.equal(1, #host.requests)
+    assert.equal(1, #other.requests)
+    -- each host's served side answers through whatever c_rpc is at reply time
+    rawset(_G, "c_rpc", host:transport())
+    host:pump()
+    rawset(_G, "c_rpc", other:transport())
+    other:pump()
+    assert.same({ n = 1, "a" }, a.results)
+    assert.same({ n = 1, "b" }, b.results)
+  end)
+
+  it("set_transport(nil) goes back to c_rpc", function()
+    local other = Host.new({ rr = rr, svc = svc })
+    rr.set_transport(other:transport())
+    rr.set_transport(nil)
+    rawset(_G, "c_rpc", host:transport())
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" })
+    host:pump()
+    assert.equal(0, #other.requests)
+    assert.same({ n = 1, "a" }, a.results)
+  end)
+
+  it("with neither a transport nor c_rpc the call fails with kind transport", function()
+    rr.set_transport(nil)
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" })
+    assert.equal(0, a.fired)
+    rr.poll()
+    assert.equal(1, a.fired)
+    assert.equal("transport", a.err and a.err.kind)
+  end)
+
+  it("a nil return from request_svr is not a failure (only exactly false is)", function()
+    local t = host:transport()
+    rr.set_transport({
+      request_svr = function(...) t.request_svr(...) end, -- returns nothing
+      reply_to = t.reply_to,
+    })
+    local a = host:call(2, "rpcfix.echo", "echo", { "ok" })
+    host:pump()
+    assert.same({ n = 1, "ok" }, a.results)
+  end)
+end)
+
+describe("svc.caller()", function()
+  it("is nil outside a served call", function()
+    assert.is_nil(svc.caller())
+  end)
+
+  it("inside a served function: the caller's server id and the call id", function()
+    host:install({ self_id = 7 })
+    svc.allow("rpcfix.echo", "caller")
+    local rec = host:call(2, "rpcfix.echo", "caller", {})
+    host:pump()
+    assert.same({ n = 2, 7, rec.id }, rec.results)
+    assert.is_nil(svc.caller(), "nil again after the served call")
+  end)
+end)
+
+describe("stats", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("has every counter and returns a fresh table each time", function()
+    local s = rr.stats()
+    for _, k in ipairs({ "sent", "completed", "timed_out", "late_replies", "in_flight", "bytes_out", "bytes_in",
+      "served", "served_failed" }) do
+      assert.equal("number", type(s[k]), "stats()." .. k)
+    end
+    assert.equal("table", type(s.failed))
+    local s2 = rr.stats()
+    assert.is_false(rawequal(s, s2))
+    assert.is_false(rawequal(s.failed, s2.failed))
+    s.sent = -1
+    s.failed.runtime = 1e9
+    assert.is_true(rr.stats().sent >= 0)
+    assert.is_true((rr.stats().failed.runtime or 0) < 1e9)
+  end)
+
+  it("counts a successful call", function()
+    local rec = host:call(2, "rpcfix.echo", "echo", { "payload" })
+    assert.equal(1, host:in_flight())
+    host:pump()
+    assert.equal(1, rec.fired)
+    local d = host:delta()
+    assert.equal(1, d.sent)
+    assert.equal(1, d.completed)
+    assert.same({}, setmetatable(d.failed, nil))
+    assert.equal(0, d.timed_out)
+    assert.equal(0, d.late_replies)
+    assert.equal(0, d.in_flight)
+    assert.equal(1, d.served)
+    assert.equal(0, d.served_failed)
+    assert.is_true(d.bytes_out >= #host.requests[1].bytes, "bytes_out counts the request")
+    assert.is_true(d.bytes_in >= #host.replies[1].bytes, "bytes_in counts the reply")
+  end)
+
+  it("counts a failed served call in served_failed", function()
+    local rec = host:call(2, "rpcfix.echo", "raise", { "x" })
+    host:pump()
+    assert.equal("runtime", rec.err.kind)
+    local d = host:delta()
+    assert.equal(1, d.served_failed)
+    assert.equal(1, d.failed.runtime)
+  end)
+end)
+
+describe("bad arguments raise at the call site, naming the argument", function()
+  local function f() end
+  local cases = {
+    { "#2 to 'run_mfa' (string expected, got nil)", 2, nil, "f", {} },
+    { "#3 to 'run_mfa' (string expected, got table)", 2, "m", {}, {} },
+    { "#3 to 'run_mfa' (string expected, got nil)", 2, "m", nil, {} },
+    { "#4 to 'run_mfa' (table expected, got string)", 2, "m", "f", "args" },
+    { "#4 to 'run_mfa' (table expected, got nil)", 2, "m", "f", nil, f },
+    { "#1 to 'run_mfa'", nil, "m", "f", {} },
+    { "#1 to 'run_mfa'", true, "m", "f", {} },
+    { "#1 to 'run_mfa'", {}, "m", "f", {} },
+    { "#5 to 'run_mfa'", 2, "m", "f", {}, "not a function" },
+    { "#6 to 'run_mfa'", 2, "m", "f", {}, f, 42 },
+  }
+  for i, c in ipairs(cases) do
+    it("run_mfa case " .. i .. ": bad argument " .. c[1], function()
+      local ok, err = pcall(rr.run_mfa, unpack(c, 2, 7))
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("bad argument " .. c[1], 1, true), tostring(err))
+      assert.equal(0, #host.requests)
+      assert.equal(0, host:in_flight())
+    end)
+  end
+
+  it("bad option values name the option", function()
+    local ok, err = pcall(rr.run_mfa, 2, "m", "f", {}, f, { timeout = "soon" })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("timeout", 1, true), tostring(err))
+    ok, err = pcall(rr.run_mfa, 2, "m", "f", {}, f, { on_error = 5 })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("on_error", 1, true), tostring(err))
+    assert.equal(0, #host.requests)
+  end)
+
+  it("rr.call names its arguments too", function()
+    local co = coroutine.create(function() return rr.call(2, nil, "f", {}) end)
+    local ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bad argument #2 to 'call' (string expected, got nil)", 1, true), tostring(err))
+    co = coroutine.create(function() return rr.call(2, "m", "f", 7) end)
+    ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bad argument #4 to 'call' (table expected, got number)", 1, true), tostring(err))
+    assert.equal(0, #host.requests)
+  end)
+
+  it("configure rejects unknown keys and wrong types", function()
+    local ok, err = pcall(rr.configure, { bogus = 1 })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bad argument #1 to 'configure'", 1, true), tostring(err))
+    assert.is_truthy(tostring(err):find("bogus", 1, true), tostring(err))
+    for _, bad in ipairs({ { timeout = "x" }, { max_pending = {} }, { logger = 5 }, { clock = "now" } }) do
+      ok, err = pcall(rr.configure, bad)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("bad argument #1 to 'configure'", 1, true), tostring(err))
+    end
+    ok, err = pcall(rr.configure, "timeout=1")
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("bad argument #1 to 'configure'", 1, true), tostring(err))
+  end)
+end)
+
+describe("rr.is_error", function()
+  it("is true only for the module's error objects", function()
+    svc.allow("rpcfix.echo")
+    local rec = host:call(2, "rpcfix.echo", "raise", { "x" })
+    host:pump()
+    assert.is_true(rr.is_error(rec.err))
+    assert.is_false(rr.is_error("runtime"))
+    assert.is_false(rr.is_error({ kind = "runtime", message = "x" }))
+    assert.is_false(rr.is_error(nil))
+    assert.is_false(rr.is_error(42))
+  end)
+end)

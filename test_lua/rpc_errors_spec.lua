@@ -1,0 +1,571 @@
+-- Every error kind is produced, delivered to opts.on_error and raised by rr.call:
+-- timeout, transport, overloaded, cancelled, not_allowed, not_found, bad_request, runtime,
+-- bad_response. Plus the error object's fields and tostring, the logger for unhandled
+-- failures, deny-by-default loading nothing, and timeouts with late replies dropped.
+local Host = require("support.fake_host")
+Host.setup_paths()
+local legacy = require("support.legacy_proto")
+local rr, svc = Host.modules()
+
+local host
+
+before_each(function()
+  host = Host.new({ rr = rr, svc = svc, seed = 23 })
+  host:install()
+  require("event.dispatcher").reset()
+end)
+
+after_each(function()
+  assert.same({}, host:finish())
+end)
+
+local KINDS = {
+  timeout = true, transport = true, overloaded = true, cancelled = true, not_allowed = true,
+  not_found = true, bad_request = true, runtime = true, bad_response = true,
+}
+
+local function has(s, needle)
+  return type(s) == "string" and s:find(needle, 1, true) ~= nil
+end
+
+-- Checks the common shape of an error object.
+local function check_err(err, kind, svr_id, module_name, func, call_id)
+  assert.is_table(err, "the error is a table, got " .. type(err) .. ": " .. tostring(err))
+  assert.is_true(rr.is_error(err), "rr.is_error(err)")
+  assert.equal(kind, err.kind, "kind (message: " .. tostring(err.message) .. ")")
+  assert.is_true(KINDS[err.kind] ~= nil)
+  assert.equal("string", type(err.message))
+  assert.is_true(#err.message > 0, "a non-empty message")
+  assert.equal(svr_id, err.svr_id)
+  assert.equal(module_name, err.module)
+  assert.equal(func, err.func)
+  if call_id ~= nil then assert.equal(call_id, err.call_id) end
+  if kind ~= "runtime" then assert.is_nil(err.traceback, "traceback only for runtime errors") end
+  local line = tostring(err)
+  assert.equal("string", type(line))
+  assert.is_nil(line:find("\n", 1, true), "tostring(err) is one line: " .. line)
+  assert.is_truthy(line:find("^remote_runner:"), line)
+  assert.is_truthy(has(line, module_name .. "." .. func), line)
+  assert.is_truthy(has(line, tostring(svr_id)), line)
+end
+
+-- Each scenario: setup(host) prepares the failure and returns svr_id, module, func, args,
+-- opts; drive(host) makes it happen; check(err) looks at the details.
+local SCENARIOS = {
+  {
+    name = "timeout (request dropped, fake clock + poll)",
+    kind = "timeout",
+    setup = function(h)
+      h:fault({ on = "request", action = "drop" })
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "echo", { 1 }, { timeout = 2 }
+    end,
+    drive = function(h)
+      h:pump()
+      h:advance(2.5)
+    end,
+  },
+  {
+    name = "transport: request_svr raises",
+    kind = "transport",
+    setup = function(h)
+      h:fault({ on = "request", action = "raise", message = "socket closed" })
+      return 2, "rpcfix.echo", "echo", {}
+    end,
+    check = function(err) assert.is_truthy(has(err.message, "socket closed"), err.message) end,
+  },
+  {
+    name = "transport: request_svr returns false",
+    kind = "transport",
+    setup = function(h)
+      h:fault({ on = "request", action = "return_false" })
+      return 2, "rpcfix.echo", "echo", {}
+    end,
+  },
+  {
+    name = "transport: cb(nil, 'down')",
+    kind = "transport",
+    setup = function(h)
+      h:fault({ on = "request", action = "fail", message = "down" })
+      return 3, "rpcfix.echo", "echo", {}
+    end,
+    check = function(err) assert.is_truthy(has(err.message, "down"), err.message) end,
+  },
+  {
+    name = "overloaded: max_pending",
+    kind = "overloaded",
+    setup = function(h)
+      h:install({ max_pending = 2 })
+      svc.allow("rpcfix.echo")
+      rr.run_mfa(3, "rpcfix.echo", "noop", {})
+      rr.run_mfa(4, "rpcfix.echo", "noop", {})
+      return 2, "rpcfix.echo", "echo", {}
+    end,
+  },
+  {
+    name = "overloaded: max_pending_per_server",
+    kind = "overloaded",
+    setup = function(h)
+      h:install({ max_pending_per_server = 1 })
+      svc.allow("rpcfix.echo")
+      rr.run_mfa(2, "rpcfix.echo", "noop", {})
+      return 2, "rpcfix.echo", "echo", {}
+    end,
+  },
+  {
+    name = "not_allowed (deny by default; nothing is loaded)",
+    kind = "not_allowed",
+    setup = function()
+      package.loaded["rpcfix.sentinel"] = nil
+      return 2, "rpcfix.sentinel", "f", {}
+    end,
+    check = function(err)
+      assert.is_truthy(has(err.message, 'svc.allow("rpcfix.sentinel", "f")'), err.message)
+      assert.is_nil(package.loaded["rpcfix.sentinel"], "a denied call must not require the module")
+    end,
+  },
+  {
+    name = "not_allowed: another function of a module with one allowed function",
+    kind = "not_allowed",
+    setup = function()
+      svc.allow("rpcfix.echo", "echo")
+      return 2, "rpcfix.echo", "multi", {}
+    end,
+    check = function(err)
+      assert.is_truthy(has(err.message, 'svc.allow("rpcfix.echo", "multi")'), err.message)
+    end,
+  },
+  {
+    name = "not_found: module",
+    kind = "not_found",
+    setup = function()
+      svc.allow("rpcfix.no_such_module")
+      return 2, "rpcfix.no_such_module", "f", {}
+    end,
+    check = function(err) assert.is_truthy(has(err.message, "rpcfix.no_such_module"), err.message) end,
+  },
+  {
+    name = "not_found: function",
+    kind = "not_found",
+    setup = function()
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "no_such_function", {}
+    end,
+    check = function(err) assert.is_truthy(has(err.message, "no_such_function"), err.message) end,
+  },
+  {
+    name = "bad_request: corrupt protobuf (garbage bytes)",
+    kind = "bad_request",
+    setup = function(h)
+      svc.allow("rpcfix.echo")
+      h:fault({ on = "request", action = "corrupt", mode = "garbage" })
+      return 2, "rpcfix.echo", "echo", { 1 }
+    end,
+  },
+  {
+    name = "bad_request: corrupt protobuf (truncated inside a field)",
+    kind = "bad_request",
+    setup = function(h)
+      svc.allow("event.dispatcher")
+      -- tag + length of field 1 and 1 of its 16 bytes: a truncated length-delimited field
+      h:fault({ on = "request", action = "corrupt", fn = function()
+        return legacy.encode_request({ module_name = "event.dispatcher" }):sub(1, 3)
+      end })
+      return 2, "event.dispatcher", "dispatch", { 1 }
+    end,
+    check = function() assert.equal(0, #require("event.dispatcher").calls) end,
+  },
+  {
+    name = "bad_request: arguments_dump that does not parse (code in it)",
+    kind = "bad_request",
+    setup = function(h)
+      svc.allow("event.dispatcher")
+      h:fault({ on = "request", action = "corrupt", fn = function()
+        return legacy.encode_request({ module_name = "event.dispatcher", function_name = "dispatch",
+          arguments_dump = "{os.exit(1)}" })
+      end })
+      return 2, "event.dispatcher", "dispatch", { 1 }
+    end,
+    check = function() assert.equal(0, #require("event.dispatcher").calls, "the function must not run") end,
+  },
+  {
+    name = "bad_request: arguments_dump cut short",
+    kind = "bad_request",
+    setup = function(h)
+      svc.allow("event.dispatcher")
+      h:fault({ on = "request", action = "corrupt", fn = function()
+        return legacy.encode_request({ module_name = "event.dispatcher", function_name = "dispatch",
+          arguments_dump = "{1, 2, {" })
+      end })
+      return 2, "event.dispatcher", "dispatch", { 1 }
+    end,
+    check = function() assert.equal(0, #require("event.dispatcher").calls) end,
+  },
+  {
+    name = "runtime: the function raised (message + traceback)",
+    kind = "runtime",
+    setup = function()
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "deep_raise", { "field" }
+    end,
+    check = function(err)
+      assert.is_truthy(has(err.message, "index"), err.message)
+      assert.equal("string", type(err.traceback))
+      assert.is_truthy(has(err.traceback, "echo.lua"), err.traceback)
+      assert.is_truthy(has(err.traceback, "inner_failure"), err.traceback)
+    end,
+  },
+  {
+    name = "runtime: error('boom')",
+    kind = "runtime",
+    setup = function()
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "raise", { "boom" }
+    end,
+    check = function(err)
+      assert.is_truthy(has(err.message, "boom"), err.message)
+      assert.is_truthy(has(tostring(err), "boom"), tostring(err))
+      assert.equal("string", type(err.traceback))
+    end,
+  },
+  {
+    name = "runtime: error with a table value",
+    kind = "runtime",
+    setup = function()
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "raise_table", {}
+    end,
+  },
+  {
+    name = "runtime: the function returned something it cannot send",
+    kind = "runtime",
+    setup = function()
+      svc.allow("rpcfix.echo")
+      return 2, "rpcfix.echo", "bad_return", {}
+    end,
+    check = function(err) assert.is_truthy(has(err.message, "function"), err.message) end,
+  },
+  {
+    name = "bad_response: corrupt reply bytes",
+    kind = "bad_response",
+    setup = function(h)
+      svc.allow("rpcfix.echo")
+      h:fault({ on = "reply", action = "corrupt", mode = "garbage" })
+      return 2, "rpcfix.echo", "echo", { 1 }
+    end,
+  },
+  {
+    name = "bad_response: a reply whose dump runs code",
+    kind = "bad_response",
+    setup = function(h)
+      svc.allow("rpcfix.echo")
+      h:fault({ on = "reply", action = "corrupt", fn = function()
+        return legacy.encode_response("{1, os.exit(1), n = 2}")
+      end })
+      return 2, "rpcfix.echo", "echo", { 1 }
+    end,
+  },
+}
+
+describe("every error kind reaches opts.on_error", function()
+  for _, sc in ipairs(SCENARIOS) do
+    it(sc.name, function()
+      local svr_id, m, f, args, opts = sc.setup(host)
+      local rec = host:call(svr_id, m, f, args, opts)
+      assert.equal(0, rec.fired, "never synchronously inside run_mfa")
+      if sc.drive then sc.drive(host) else host:pump() end
+      rr.poll()
+      assert.equal(1, rec.fired, "exactly one callback")
+      assert.is_nil(rec.results, "on_result must not fire")
+      check_err(rec.err, sc.kind, svr_id, m, f, rec.id)
+      if sc.check then sc.check(rec.err) end
+      assert.equal(1, host:delta().failed[sc.kind], "stats().failed." .. sc.kind)
+    end)
+  end
+end)
+
+describe("every error kind is raised by rr.call", function()
+  for _, sc in ipairs(SCENARIOS) do
+    it(sc.name, function()
+      local svr_id, m, f, args, opts = sc.setup(host)
+      local co
+      if Host.YIELD_ACROSS_PCALL then
+        co = Host.spawn_catch(function() return rr.call(svr_id, m, f, args, opts) end)
+      else
+        -- PUC 5.1 cannot pcall across the yield: the error ends the coroutine instead.
+        co = Host.spawn(function() return rr.call(svr_id, m, f, args, opts) end)
+      end
+      assert.is_false(co.done, "rr.call yields even when the call fails at once")
+      if sc.drive then sc.drive(host) else host:pump() end
+      rr.poll()
+      assert.equal("dead", coroutine.status(co.co), "the coroutine was resumed")
+      assert.is_nil(co.results, "rr.call must raise, not return")
+      if Host.YIELD_ACROSS_PCALL then
+        assert.is_false(co.ok)
+        check_err(co.err, sc.kind, svr_id, m, f)
+        if sc.check then sc.check(co.err) end
+      end
+      assert.equal(1, host:delta().failed[sc.kind], "stats().failed." .. sc.kind)
+    end)
+  end
+end)
+
+describe("cancelled", function()
+  it("rr.cancel(id) fails a pending call with kind cancelled; its reply is then dropped", function()
+    if type(rr.cancel) ~= "function" then
+      pending("the module has no rr.cancel: nothing produces kind 'cancelled' yet")
+      return
+    end
+    svc.allow("rpcfix.echo")
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1 })
+    rr.cancel(rec.id)
+    assert.equal(0, rec.fired, "not synchronously inside cancel either")
+    rr.poll()
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "cancelled", 2, "rpcfix.echo", "echo", rec.id)
+    host:pump()
+    assert.equal(1, rec.fired)
+    local d = host:delta()
+    assert.equal(1, d.failed.cancelled)
+    assert.equal(1, d.late_replies)
+  end)
+end)
+
+describe("limits and odd served functions", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("arguments larger than max_message_bytes raise at the call site", function()
+    host:install({ max_message_bytes = 4096 })
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { string.rep("x", 5000) })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("size", 1, true) or tostring(err):find("bytes", 1, true), tostring(err))
+    assert.equal(0, #host.requests)
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("a result larger than max_message_bytes: runtime error from the server", function()
+    host:install({ max_message_bytes = 4096 })
+    svc.allow("rpcfix.echo")
+    local rec = host:call(2, "rpcfix.echo", "big", { 5000 })
+    host:pump()
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "runtime", 2, "rpcfix.echo", "big", rec.id)
+  end)
+
+  it("a reply larger than max_message_bytes: bad_response", function()
+    host:install({ max_message_bytes = 4096 })
+    host:fault({ on = "request", action = "answer",
+      bytes = legacy.encode_response("{" .. string.rep('"xxxxxxxx",', 600) .. "}") })
+    local rec = host:call(2, "legacy.peer", "f", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "bad_response", 2, "legacy.peer", "f", rec.id)
+  end)
+
+  it("a served function that yields outside rr.call still gets exactly one reply", function()
+    local rec = host:call(2, "rpcfix.echo", "yield_bare", {})
+    host:pump()
+    assert.equal(1, host.counts.replies, "the service replied (and did not leave the caller to time out)")
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "runtime", 2, "rpcfix.echo", "yield_bare", rec.id)
+  end)
+end)
+
+describe("cancelled, through rr.call", function()
+  it("rr.cancel(id) of a call parked in rr.call raises kind cancelled in the coroutine", function()
+    if type(rr.cancel) ~= "function" then
+      pending("the module has no rr.cancel: nothing produces kind 'cancelled' yet")
+      return
+    end
+    svc.allow("rpcfix.echo")
+    local spawn = Host.YIELD_ACROSS_PCALL and Host.spawn_catch or Host.spawn
+    local co = spawn(function() return rr.call(2, "rpcfix.echo", "echo", { 1 }) end)
+    local id = legacy.varint_of(host.requests[1].bytes, 5)
+    assert.is_number(id, "the request carries the call id (field 5)")
+    assert.is_true(rr.cancel(id))
+    assert.is_false(rr.cancel(id), "a second cancel finds nothing to cancel")
+    assert.is_false(co.done)
+    rr.poll()
+    assert.equal("dead", coroutine.status(co.co))
+    assert.is_nil(co.results)
+    if Host.YIELD_ACROSS_PCALL then
+      check_err(co.err, "cancelled", 2, "rpcfix.echo", "echo", id)
+    end
+    host:pump()
+    assert.equal(1, host:delta().failed.cancelled)
+    assert.equal(1, host:delta().late_replies)
+  end)
+
+  it("rr.cancel of an unknown or finished call returns false", function()
+    if type(rr.cancel) ~= "function" then
+      pending("no rr.cancel")
+      return
+    end
+    svc.allow("rpcfix.echo")
+    assert.is_false(rr.cancel(987654321))
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.is_false(rr.cancel(rec.id))
+    rr.poll()
+    assert.equal(1, rec.fired)
+  end)
+end)
+
+describe("failures without on_error", function()
+  it("go to the logger at level warn (with on_result only)", function()
+    svc.allow("rpcfix.echo")
+    local fired = 0
+    rr.run_mfa(2, "rpcfix.echo", "no_such_function", {}, function() fired = fired + 1 end)
+    host:pump()
+    assert.equal(0, fired)
+    assert.is_true(host:logged("warn", "rpcfix.echo.no_such_function"), "a warn line naming the call")
+  end)
+
+  it("go to the logger at level warn (fire-and-forget)", function()
+    rr.run_mfa(5, "rpcfix.echo", "raise", { "boom" })
+    host:pump()
+    assert.is_true(host:logged("warn", "rpcfix.echo.raise"), "a warn line naming the call")
+  end)
+end)
+
+describe("deny by default", function()
+  it("svc.allow(module) opens every function, svc.allow(module, f) one, disallow_all resets", function()
+    local a = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    assert.equal("not_allowed", a.err.kind)
+    svc.allow("rpcfix.echo", "echo")
+    local b = host:call(2, "rpcfix.echo", "echo", { 1 })
+    local c = host:call(2, "rpcfix.echo", "multi", {})
+    host:pump()
+    assert.same({ n = 1, 1 }, b.results)
+    assert.equal("not_allowed", c.err.kind)
+    svc.allow("rpcfix.echo")
+    local d = host:call(2, "rpcfix.echo", "multi", {})
+    host:pump()
+    assert.equal(5, d.results.n)
+    svc.disallow_all()
+    local e = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    assert.equal("not_allowed", e.err.kind)
+  end)
+
+  it("os.execute and friends are denied", function()
+    local recs = {
+      host:call(2, "os", "execute", { "true" }),
+      host:call(2, "io", "open", { "/etc/passwd" }),
+      host:call(2, "_G", "print", { "x" }),
+    }
+    host:pump()
+    for _, r in ipairs(recs) do
+      assert.equal("not_allowed", r.err.kind)
+    end
+    assert.is_truthy(has(recs[1].err.message, 'svc.allow("os", "execute")'), recs[1].err.message)
+  end)
+end)
+
+describe("timeouts", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("fire from poll at the configured default timeout, not before", function()
+    host:install({ timeout = 3 })
+    svc.allow("rpcfix.echo")
+    host:fault({ on = "request", action = "drop" })
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    host:advance(2.9)
+    assert.equal(0, rec.fired)
+    host:advance(0.2)
+    assert.equal(1, rec.fired)
+    assert.equal("timeout", rec.err.kind)
+    local d = host:delta()
+    assert.equal(1, d.timed_out)
+    assert.equal(1, d.failed.timeout)
+    assert.equal(0, d.in_flight)
+  end)
+
+  it("fire only from poll (the clock alone does nothing)", function()
+    host.auto_poll = false
+    host:fault({ on = "request", action = "drop" })
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 1 })
+    host:pump()
+    host:advance(5)
+    assert.equal(0, rec.fired)
+    rr.poll()
+    assert.equal(1, rec.fired)
+    assert.equal("timeout", rec.err.kind)
+  end)
+
+  it("opts.timeout overrides the default", function()
+    host:fault({ on = "request", action = "drop", times = 2 })
+    local short = host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 0.5 })
+    local long = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    host:advance(0.6)
+    assert.equal(1, short.fired)
+    assert.equal(0, long.fired)
+    host:advance(10)
+    assert.equal(1, long.fired)
+    assert.equal("timeout", long.err.kind)
+  end)
+
+  it("a reply that arrives after the timeout is dropped and counted in late_replies", function()
+    host:fault({ on = "reply", action = "delay", hold = true })
+    local rec = host:call(2, "rpcfix.echo", "echo", { "late" }, { timeout = 2 })
+    host:pump()
+    assert.equal(1, host:queued("reply"), "the reply is held by the host")
+    host:advance(2.1)
+    assert.equal(1, rec.fired)
+    assert.equal("timeout", rec.err.kind)
+    host:release()
+    host:pump()
+    assert.equal(1, rec.fired, "the late reply fires nothing")
+    assert.is_nil(rec.results)
+    local d = host:delta()
+    assert.equal(1, d.late_replies)
+    assert.equal(1, d.timed_out)
+    assert.equal(0, d.completed)
+  end)
+
+  it("a late reply to rr.call does not resume the coroutine again", function()
+    host:fault({ on = "reply", action = "delay", hold = true })
+    local resumed = 0
+    local spawn = Host.YIELD_ACROSS_PCALL and Host.spawn_catch or Host.spawn
+    local co = spawn(function()
+      resumed = resumed + 1
+      return rr.call(2, "rpcfix.echo", "echo", { "late" }, { timeout = 1 })
+    end)
+    host:pump()
+    host:advance(1.5)
+    assert.equal("dead", coroutine.status(co.co))
+    host:release()
+    host:pump()
+    assert.equal(1, resumed)
+    assert.equal(1, host:delta().late_replies)
+  end)
+
+  it("configure{clock = ...} while calls are pending keeps their timeouts", function()
+    host:fault({ on = "request", action = "drop", times = 2 })
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" }, { timeout = 5 })
+    host:pump()
+    rr.configure({ clock = Host.clock }) -- the same clock, set again (a host re-reading its config)
+    host:advance(6)
+    assert.equal(1, a.fired, "the pending call still times out")
+    assert.equal("timeout", a.err and a.err.kind)
+    local b = host:call(2, "rpcfix.echo", "echo", { "b" }, { timeout = 5 })
+    rr.configure({ clock = Host.clock })
+    host:advance(3)
+    local c = host:call(3, "rpcfix.echo", "noop", {}, { timeout = 5 })
+    host:pump()
+    assert.equal(1, c.fired)
+    host:advance(2.5)
+    assert.equal(1, b.fired, "a call tracked before the clock was set again times out on time")
+  end)
+
+  it("the request carries the timeout budget (field 6, ms)", function()
+    host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 5 })
+    local bytes = host.requests[1].bytes
+    assert.equal(5000, legacy.varint_of(bytes, 6))
+    host:pump()
+  end)
+end)

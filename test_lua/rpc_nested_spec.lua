@@ -1,0 +1,177 @@
+-- Served functions run in a coroutine, so they may rr.call another server (nested calls); the
+-- reply to the outer caller goes out when the served function returns. Server ids 1 (us),
+-- 2 and 3 are all played by this one process (fake_host).
+--
+-- PUC Lua 5.1 cannot yield across pcall: a served function that wraps rr.call in pcall is a
+-- 5.2+/LuaJIT-only case. Plain nested calls (no pcall around them) work on every version.
+local Host = require("support.fake_host")
+Host.setup_paths()
+local rr, svc = Host.modules()
+
+local host
+
+before_each(function()
+  host = Host.new({ rr = rr, svc = svc, seed = 53 })
+  host:install({ self_id = 1 })
+  svc.allow("rpcfix.echo")
+  svc.allow("rpcfix.nested")
+end)
+
+after_each(function()
+  assert.same({}, host:finish())
+end)
+
+describe("nested rr.call from a served function", function()
+  it("1 -> 2 -> 3: the reply to 1 goes out when 2's function returns", function()
+    local rec = host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "a", nil, "c", nil, n = 7 })
+    assert.equal(1, host:queued("request"))
+    host:step() -- server 2 serves: its function calls server 3 and yields
+    rr.poll()
+    assert.equal(1, host:unreplied(), "server 2 has not replied yet")
+    assert.equal(0, #host.replies)
+    assert.equal(1, host:queued("request"), "server 2's nested request to 3 is queued")
+    assert.equal(3, host.requests[2].svr_id)
+    assert.equal(0, rec.fired)
+    assert.equal(2, host:in_flight(), "our call and the nested one")
+
+    host:step() -- server 3 serves echo: replies at once
+    rr.poll()
+    assert.equal(1, #host.replies)
+    assert.equal(0, rec.fired)
+    host:step() -- the reply reaches server 2's rr.call: 2's function returns and replies to 1
+    rr.poll()
+    assert.equal(2, #host.replies, "2 replied when its function returned")
+    assert.equal(1, host.replies[2].ctx, "the second reply is the one for our request (ctx 1)")
+    assert.equal(0, rec.fired)
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.same({ n = 4, "a", nil, "c", nil }, rec.results)
+    assert.same({ "request 2", "serve 2 #1", "request 3", "serve 3 #2", "reply #2", "deliver 3 #2", "reply #1",
+      "deliver 2 #1" }, host.events)
+  end)
+
+  it("rr.call from the caller's own coroutine through a nested hop", function()
+    local co = Host.spawn(function()
+      return rr.call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "multi" })
+    end)
+    host:pump()
+    assert.is_true(co.done)
+    assert.same({ n = 5, 1, nil, "three", nil, nil }, co.results)
+  end)
+
+  it("two nested calls in sequence inside one served function", function()
+    local rec = host:call(2, "rpcfix.nested", "fan", { 3, 4 })
+    host:shuffle()
+    host:pump()
+    assert.same({ n = 4, "from", 3, "from", 4 }, rec.results)
+  end)
+
+  it("three levels: 1 -> 2 -> 3 -> 4", function()
+    local rec = host:call(2, "rpcfix.nested", "relay",
+      { 3, "rpcfix.nested", "relay", 4, "rpcfix.echo", "echo", "deep", n = 7 })
+    host:pump()
+    assert.same({ n = 1, "deep" }, rec.results)
+  end)
+
+  it("many served coroutines suspended at once, resumed in any order", function()
+    local recs = {}
+    for i = 1, 25 do
+      recs[i] = host:call(2, "rpcfix.nested", "relay", { 3 + i % 2, "rpcfix.echo", "echo", i })
+    end
+    for _ = 1, 25 do host:step() end -- every served function is now waiting on its nested call
+    assert.equal(25, host:unreplied())
+    host:shuffle()
+    host:pump()
+    for i = 1, 25 do
+      assert.same({ n = 1, i }, recs[i].results)
+    end
+  end)
+
+  it("svc.caller() inside the nested hops, and unchanged across the yield", function()
+    local rec = host:call(2, "rpcfix.nested", "relay_info", { 3, "rpcfix.echo", "caller" })
+    host:pump()
+    assert(rec.results, rec.err and tostring(rec.err))
+    local info = rec.results[1]
+    assert.same({ n = 2, 1, rec.id }, info.before)
+    assert.same(info.before, info.after, "svc.caller() is the same after the nested call resumed")
+    -- server 3 was called by "server 2" = this process, whose self_id is 1; the call id is the
+    -- nested call's id, not ours
+    assert.equal(2, info.results.n)
+    assert.equal(1, info.results[1])
+    assert.is_true(info.results[2] ~= rec.id, "the nested call has its own id")
+  end)
+
+  it("run_mfa with a callback inside a served function (no yield)", function()
+    local nested = require("rpcfix.nested")
+    nested.seen = {}
+    local rec = host:call(2, "rpcfix.nested", "fire", { 3 })
+    host:pump()
+    assert.same({ n = 1, "fired" }, rec.results)
+    assert.same({ { n = 1, "fired" } }, nested.seen)
+  end)
+
+  it("a nested error not caught by the served function: runtime error for the outer caller", function()
+    local rec = host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "raise", "inner boom" })
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.equal("runtime", rec.err.kind)
+    assert.is_truthy(rec.err.message:find("inner boom", 1, true), rec.err.message)
+  end)
+
+  it("a nested timeout inside a served function fails the outer call", function()
+    host:fault({ on = "request", svr_id = 3, action = "drop" })
+    local rec = host:call(2, "rpcfix.nested", "relay_timeout", { 1, 3, "rpcfix.echo", "echo", "x" }, { timeout = 5 })
+    host:pump()
+    assert.equal(0, rec.fired)
+    assert.equal(1, host:unreplied(), "server 2 waits for server 3")
+    host:advance(1.5) -- the nested call times out; 2's function raises; 2 replies
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.equal("runtime", rec.err.kind)
+    assert.is_truthy(rec.err.message:find("timeout", 1, true), rec.err.message)
+  end)
+
+  it("the outer call times out while the inner one is still pending; the late reply is dropped", function()
+    host:fault({ on = "request", svr_id = 3, action = "delay", hold = true })
+    local rec = host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    host:pump()
+    host:advance(2.5) -- outer (2 s) expires; the nested call (default 10 s) is still pending
+    assert.equal(1, rec.fired)
+    assert.equal("timeout", rec.err.kind)
+    host:release()
+    host:pump() -- 3 answers, 2's function returns and replies to 1: too late
+    assert.equal(1, rec.fired)
+    assert.equal(1, host:delta().late_replies)
+  end)
+
+  it("a served function that catches the nested error (pcall across the yield)", function()
+    if not Host.YIELD_ACROSS_PCALL then
+      -- PUC 5.1: pcall(rr.call, ...) inside a served coroutine cannot yield. The served call
+      -- must still end with one classified reply (runtime), never hang or crash.
+      local rec = host:call(2, "rpcfix.nested", "relay_caught", { 3, "rpcfix.echo", "raise", "inner" })
+      host:pump()
+      host:advance(11)
+      host:pump()
+      assert.equal(1, rec.fired)
+      if rec.err then
+        assert.is_true(rr.is_error(rec.err))
+      end
+      return
+    end
+    local rec = host:call(2, "rpcfix.nested", "relay_caught", { 3, "rpcfix.echo", "raise", "inner" })
+    host:pump()
+    assert(rec.results, rec.err and tostring(rec.err))
+    assert.equal(true, rec.results[1])
+    assert.equal("runtime", rec.results[2])
+    assert.is_truthy(tostring(rec.results[3]):find("inner", 1, true))
+    assert.equal(3, rec.results[4])
+    assert.equal("rpcfix.echo", rec.results[5])
+    assert.equal("raise", rec.results[6])
+  end)
+
+  it("a served function may call the server it runs on (itself)", function()
+    local rec = host:call(2, "rpcfix.nested", "relay", { 2, "rpcfix.echo", "echo", "me" })
+    host:pump()
+    assert.same({ n = 1, "me" }, rec.results)
+  end)
+end)

@@ -1,0 +1,122 @@
+-- Nothing left behind at scale: 100,000 calls (env RR_SOAK_CALLS, default 100000) through the
+-- fake transport keep collectgarbage("count") flat, measured after a warm-up of 10,000 calls,
+-- with a full collection before each measurement. Also with rr.call coroutines, with timeouts
+-- (requests dropped) and with failing calls, at a tenth of the count each.
+local Host = require("support.fake_host")
+Host.setup_paths()
+local rr, svc = Host.modules()
+
+local CALLS = tonumber(os.getenv("RR_SOAK_CALLS") or "") or 100000
+local WARMUP = math.min(10000, math.max(1000, math.floor(CALLS / 10)))
+local BATCH = 100
+-- tolerance: +10% or +256 KB, whichever is larger
+local function limit(kb0)
+  return kb0 + math.max(256, kb0 * 0.10)
+end
+
+local host
+
+before_each(function()
+  host = Host.new({ rr = rr, svc = svc, seed = 67, record = false })
+  host:install()
+  svc.allow("rpcfix.echo")
+end)
+
+after_each(function()
+  assert.same({}, host:finish())
+end)
+
+local function full_gc()
+  collectgarbage("collect")
+  collectgarbage("collect")
+  return collectgarbage("count")
+end
+
+-- Runs `n` calls in batches: issue BATCH, pump; `issue(i)` makes call i.
+local function run(n, issue, after_batch)
+  local i = 0
+  while i < n do
+    local top = math.min(n, i + BATCH)
+    for j = i + 1, top do issue(j) end
+    i = top
+    host:pump(100000)
+    if after_batch then after_batch() end
+  end
+end
+
+describe("soak: memory stays flat", function()
+  it(CALLS .. " run_mfa calls of a no-op function", function()
+    local done = 0
+    local function on_result() done = done + 1 end
+    local function issue() rr.run_mfa(2, "rpcfix.echo", "noop", {}, on_result) end
+    run(WARMUP, issue)
+    local kb0 = full_gc()
+    run(CALLS, issue)
+    local kb1 = full_gc()
+    assert.equal(WARMUP + CALLS, done)
+    assert.equal(0, host:in_flight())
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB over %d calls", kb0, kb1, CALLS))
+  end)
+
+  it(math.floor(CALLS / 10) .. " rr.call round trips from coroutines, with arguments and results", function()
+    local n = math.floor(CALLS / 10)
+    local done = 0
+    local function body(i)
+      local a, b = rr.call(2 + i % 3, "rpcfix.echo", "echo", { i, "x", nil, n = 3 })
+      if a == i and b == "x" then done = done + 1 end
+    end
+    local function issue(i)
+      local co = coroutine.create(body)
+      assert(coroutine.resume(co, i))
+    end
+    run(math.floor(WARMUP / 10), issue)
+    local kb0 = full_gc()
+    run(n, issue)
+    local kb1 = full_gc()
+    assert.equal(math.floor(WARMUP / 10) + n, done)
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+  end)
+
+  it("calls that time out (requests dropped) leave nothing behind", function()
+    local n = math.floor(CALLS / 10)
+    host:fault({ on = "request", action = "drop", times = math.huge })
+    local errors = 0
+    local opts = { timeout = 1, on_error = function() errors = errors + 1 end }
+    local function issue() rr.run_mfa(3, "rpcfix.echo", "noop", {}, function() end, opts) end
+    local function tick() host:advance(1.5) end
+    run(math.floor(WARMUP / 10), issue, tick)
+    local kb0 = full_gc()
+    run(n, issue, tick)
+    local kb1 = full_gc()
+    assert.equal(math.floor(WARMUP / 10) + n, errors)
+    assert.equal(0, host:in_flight())
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+  end)
+
+  it("failing served calls (runtime errors with tracebacks) leave nothing behind", function()
+    local n = math.floor(CALLS / 10)
+    local errors = 0
+    local opts = { on_error = function() errors = errors + 1 end }
+    local function issue() rr.run_mfa(2, "rpcfix.echo", "raise", { "soak" }, function() end, opts) end
+    run(math.floor(WARMUP / 10), issue)
+    local kb0 = full_gc()
+    run(n, issue)
+    local kb1 = full_gc()
+    assert.equal(math.floor(WARMUP / 10) + n, errors)
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+  end)
+
+  it("nested calls (served coroutines) leave nothing behind", function()
+    svc.allow("rpcfix.nested")
+    local n = math.floor(CALLS / 20)
+    local done = 0
+    local function on_result(v) if v == "n" then done = done + 1 end end
+    local function issue() rr.run_mfa(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "n" }, on_result) end
+    run(math.floor(WARMUP / 20), issue)
+    local kb0 = full_gc()
+    run(n, issue)
+    local kb1 = full_gc()
+    assert.equal(math.floor(WARMUP / 20) + n, done)
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+  end)
+end)
