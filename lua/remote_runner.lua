@@ -52,7 +52,8 @@ local next_slot = nil -- the first slot poll has not handled yet
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
 local inside_run_mfa = 0
--- Served coroutines whose failure after a resume must become an error reply (svc_run_lua).
+-- Served coroutine -> its job: a failure after a resume becomes an error reply
+-- (internal.served_failure, set by svc_run_lua).
 local coroutine_failure = setmetatable({}, { __mode = "k" })
 
 local function log(level, message)
@@ -305,19 +306,21 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
 -- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
 -- reply by svc_run_lua; any other coroutine's failure is logged.
+local internal = {}
+
 local function resume(co, ...)
   local ok, err = co_resume(co, ...)
-  local on_failure = coroutine_failure[co]
+  local job = coroutine_failure[co]
   if ok then
-    if on_failure and waiting[co] == nil and co_status(co) == "suspended" then
+    if job and waiting[co] == nil and co_status(co) == "suspended" then
       coroutine_failure[co] = nil
-      on_failure("a served function may only yield through rr.call", nil)
+      internal.served_failure(job, "a served function may only yield through rr.call", nil)
     end
     return
   end
-  if on_failure then
+  if job then
     coroutine_failure[co] = nil
-    on_failure(err, traceback(co, tostring(err)))
+    internal.served_failure(job, err, traceback(co, tostring(err)))
   else
     log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, tostring(err)))
   end
@@ -473,14 +476,16 @@ M.dump = core.dump
 M.load = core.load
 
 -- Shared with svc_run_lua (same .so, same Lua state); not part of the public API.
-M._internal = {
-  settings = settings,
-  stats = stats,
-  log = log,
-  resume = resume,
-  coroutine_failure = coroutine_failure,
-  LOCAL_REPLY = LOCAL_REPLY,
-  reply_function = function() local _, reply_to = transport_functions() return reply_to end,
-}
+internal.settings = settings
+internal.stats = stats
+internal.log = log
+internal.resume = resume
+internal.coroutine_failure = coroutine_failure
+internal.LOCAL_REPLY = LOCAL_REPLY
+internal.reply_function = function()
+  local _, reply_to = transport_functions()
+  return reply_to
+end
+M._internal = internal
 
 return M

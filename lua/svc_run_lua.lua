@@ -41,7 +41,7 @@ local function is_allowed(module_name, function_name)
   return rule == true or (rule ~= nil and rule[function_name] == true)
 end
 
--- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, name= }.
+-- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, module=, func= }.
 -- Worker coroutine -> the job it is running, for svc.caller() and failure replies.
 local jobs = setmetatable({}, { __mode = "k" })
 
@@ -76,8 +76,9 @@ local function fail(job, kind, message, remote_traceback)
   reply(job, encode_error(kind, message, remote_traceback, job.call_id))
 end
 
-local function on_worker_failure(job)
-  return function(err, remote_traceback) fail(job, "runtime", tostring(err), remote_traceback) end
+-- A served function that raised (or yielded outside rr.call): the error reply.
+function internal.served_failure(job, err, remote_traceback)
+  fail(job, "runtime", tostring(err), remote_traceback)
 end
 
 -- Idle worker coroutines. A worker runs one job after another; the reply goes out when the
@@ -93,7 +94,7 @@ local function serve(job, ...)
   if bytes then
     reply(job, bytes)
   else
-    fail(job, "runtime", format("%s returned a value that cannot be sent: %s", job.name, err))
+    fail(job, "runtime", format("%s.%s returned a value that cannot be sent: %s", job.module, job.func, err))
   end
 end
 
@@ -120,7 +121,7 @@ local function run(job, arguments, n)
     co = co_create(worker)
   end
   jobs[co] = job
-  internal.coroutine_failure[co] = on_worker_failure(job)
+  internal.coroutine_failure[co] = job
   internal.resume(co, job, unpack(arguments, 1, n))
 end
 
@@ -157,7 +158,7 @@ function S.RunMfa(ctx, content)
   if type(fn) ~= "function" then
     return fail(job, "not_found", format("function '%s' not found in module '%s'", function_name, module_name))
   end
-  job.fn, job.name = fn, module_name .. "." .. function_name
+  job.fn, job.module, job.func = fn, module_name, function_name
   run(job, arguments, n)
 end
 

@@ -5,6 +5,7 @@
 use super::api::{bad_argument, bytes_at, guarded, number_at, push_int, type_name, Num};
 use super::dump::dump_at;
 use super::load::load_bytes;
+use crate::rpc::wire::{read_request, read_response};
 use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
 use crate::text::limits::{DumpLimits, LoadLimits};
 use mlua::ffi::{self, lua_State};
@@ -163,7 +164,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
                 limits.max_bytes
             ));
         }
-        let request = match RunLuaMfaRequest::decode(content) {
+        let request = match read_request(content) {
             Ok(r) => r,
             Err(e) => return failure(format!("corrupt request: {e}")),
         };
@@ -171,9 +172,9 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
             return failure("request names no module or no function".into());
         }
         ffi::lua_checkstack(l, 10);
-        push_bytes(l, &request.module_name);
-        push_bytes(l, &request.function_name);
-        if let Err(msg) = load_bytes(l, &request.arguments_dump, &limits) {
+        push_bytes(l, request.module_name);
+        push_bytes(l, request.function_name);
+        if let Err(msg) = load_bytes(l, request.arguments_dump, &limits) {
             ffi::lua_settop(l, 3);
             return failure(format!("arguments: {msg}"));
         }
@@ -292,7 +293,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
             );
             return failure("bad_response", &msg, None);
         }
-        let response = match RunLuaMfaResponse::decode(content) {
+        let response = match read_response(content) {
             Ok(r) => r,
             Err(e) => return failure("bad_response", &format!("corrupt response: {e}"), None),
         };
@@ -303,7 +304,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
             return failure(kind, &response.error_message, Some(&response.traceback));
         }
         ffi::lua_pushboolean(l, 1);
-        if let Err(msg) = load_bytes(l, &response.returned_dump, &limits) {
+        if let Err(msg) = load_bytes(l, response.returned_dump, &limits) {
             ffi::lua_settop(l, 3);
             return failure("bad_response", &format!("results: {msg}"), None);
         }

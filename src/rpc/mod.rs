@@ -1,6 +1,7 @@
 //! The RunLua wire messages and error kinds: Lua-free.
 
 pub mod kind;
+pub mod wire;
 
 /// Messages generated from `proto/run_lua.proto`.
 pub mod proto {

@@ -1,0 +1,293 @@
+//! Zero-copy reading of the two RunLua messages: the fields borrow the received bytes, so a
+//! request's arguments go from the wire to the parser without a copy. The tests check it
+//! against the prost messages generated from `proto/run_lua.proto`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError(&'static str);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// `RunLuaMfaRequest`, borrowed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RequestView<'a> {
+    pub module_name: &'a [u8],
+    pub function_name: &'a [u8],
+    pub arguments_dump: &'a [u8],
+    pub caller_id: Option<i64>,
+    pub call_id: Option<u64>,
+    pub timeout_ms: Option<u32>,
+}
+
+/// `RunLuaMfaResponse`, borrowed. The `string` fields are checked to be UTF-8, as a strict
+/// protobuf decoder would.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResponseView<'a> {
+    pub returned_dump: &'a [u8],
+    pub error_kind: &'a str,
+    pub error_message: &'a str,
+    pub traceback: &'a str,
+    pub call_id: Option<u64>,
+}
+
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
+const LEN: u64 = 2;
+const FIXED32: u64 = 5;
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Other,
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = *self
+                .buf
+                .get(self.pos)
+                .ok_or(WireError("truncated varint"))?;
+            self.pos += 1;
+            if shift == 63 && byte > 1 {
+                return Err(WireError("varint overflows 64 bits"));
+            }
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(WireError("varint longer than 10 bytes"))
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], WireError> {
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| self.pos.checked_add(n))
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(WireError("field runs past the end of the message"))?;
+        let bytes = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    /// The next field as (number, value), or None at the end.
+    fn field(&mut self) -> Result<Option<(u64, u64, Value<'a>)>, WireError> {
+        if self.pos == self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let (number, wire_type) = (key >> 3, key & 7);
+        if number == 0 || number > 0x1FFF_FFFF {
+            return Err(WireError("invalid field number"));
+        }
+        let value = match wire_type {
+            VARINT => Value::Varint(self.varint()?),
+            LEN => {
+                let n = self.varint()?;
+                Value::Bytes(self.take(n)?)
+            }
+            FIXED64 => {
+                self.take(8)?;
+                Value::Other
+            }
+            FIXED32 => {
+                self.take(4)?;
+                Value::Other
+            }
+            _ => return Err(WireError("unsupported wire type")),
+        };
+        Ok(Some((number, wire_type, value)))
+    }
+}
+
+fn bytes_of<'a>(wire_type: u64, value: &Value<'a>) -> Result<&'a [u8], WireError> {
+    match value {
+        Value::Bytes(b) if wire_type == LEN => Ok(b),
+        _ => Err(WireError("wrong wire type for a bytes field")),
+    }
+}
+
+fn varint_of(value: &Value<'_>) -> Result<u64, WireError> {
+    match value {
+        Value::Varint(v) => Ok(*v),
+        _ => Err(WireError("wrong wire type for an integer field")),
+    }
+}
+
+fn utf8_of<'a>(wire_type: u64, value: &Value<'a>) -> Result<&'a str, WireError> {
+    std::str::from_utf8(bytes_of(wire_type, value)?)
+        .map_err(|_| WireError("string field is not UTF-8"))
+}
+
+/// Reads a request; unknown fields are skipped, a repeated field keeps its last value.
+pub fn read_request(buf: &[u8]) -> Result<RequestView<'_>, WireError> {
+    let mut r = Reader { buf, pos: 0 };
+    let mut view = RequestView::default();
+    while let Some((number, wire_type, value)) = r.field()? {
+        match number {
+            1 => view.module_name = bytes_of(wire_type, &value)?,
+            2 => view.function_name = bytes_of(wire_type, &value)?,
+            3 => view.arguments_dump = bytes_of(wire_type, &value)?,
+            4 => view.caller_id = Some(varint_of(&value)? as i64),
+            5 => view.call_id = Some(varint_of(&value)?),
+            6 => view.timeout_ms = Some(varint_of(&value)? as u32),
+            _ => {}
+        }
+    }
+    Ok(view)
+}
+
+/// Reads a response; unknown fields are skipped, a repeated field keeps its last value.
+pub fn read_response(buf: &[u8]) -> Result<ResponseView<'_>, WireError> {
+    let mut r = Reader { buf, pos: 0 };
+    let mut view = ResponseView::default();
+    while let Some((number, wire_type, value)) = r.field()? {
+        match number {
+            1 => view.returned_dump = bytes_of(wire_type, &value)?,
+            2 => view.error_kind = utf8_of(wire_type, &value)?,
+            3 => view.error_message = utf8_of(wire_type, &value)?,
+            4 => view.traceback = utf8_of(wire_type, &value)?,
+            5 => view.call_id = Some(varint_of(&value)?),
+            _ => {}
+        }
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
+    use prost::Message;
+
+    fn request_of(view: &RequestView<'_>) -> RunLuaMfaRequest {
+        RunLuaMfaRequest {
+            module_name: view.module_name.to_vec(),
+            function_name: view.function_name.to_vec(),
+            arguments_dump: view.arguments_dump.to_vec(),
+            caller_id: view.caller_id,
+            call_id: view.call_id,
+            timeout_ms: view.timeout_ms,
+        }
+    }
+
+    fn response_of(view: &ResponseView<'_>) -> RunLuaMfaResponse {
+        RunLuaMfaResponse {
+            returned_dump: view.returned_dump.to_vec(),
+            error_kind: view.error_kind.to_string(),
+            error_message: view.error_message.to_string(),
+            traceback: view.traceback.to_string(),
+            call_id: view.call_id,
+        }
+    }
+
+    #[test]
+    fn reads_what_prost_writes() {
+        let request = RunLuaMfaRequest {
+            module_name: b"event.dispatcher".to_vec(),
+            function_name: b"dispatch".to_vec(),
+            arguments_dump: b"{\"x\",\xff,n=2}".to_vec(),
+            caller_id: Some(-7),
+            call_id: Some(u64::MAX),
+            timeout_ms: Some(10_000),
+        };
+        let bytes = request.encode_to_vec();
+        assert_eq!(request_of(&read_request(&bytes).unwrap()), request);
+        let response = RunLuaMfaResponse {
+            returned_dump: b"{n=0}".to_vec(),
+            error_kind: "runtime".into(),
+            error_message: "boom ✓".into(),
+            traceback: "stack traceback:".into(),
+            call_id: Some(3),
+        };
+        let bytes = response.encode_to_vec();
+        assert_eq!(response_of(&read_response(&bytes).unwrap()), response);
+    }
+
+    #[test]
+    fn legacy_messages_and_unknown_fields() {
+        // Fields 1-3 only, plus an unknown fixed32, fixed64 and varint a newer peer might add.
+        let mut bytes = RunLuaMfaRequest {
+            module_name: b"m".to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        bytes.extend_from_slice(&[
+            0x3d, 1, 2, 3, 4, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x48, 0x96, 0x01,
+        ]);
+        let view = read_request(&bytes).unwrap();
+        assert_eq!(view.module_name, b"m");
+        assert_eq!(view.call_id, None);
+    }
+
+    #[test]
+    fn agrees_with_prost_on_random_bytes() {
+        let mut x: u32 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let seed = RunLuaMfaRequest {
+            module_name: b"mod".to_vec(),
+            function_name: b"fn".to_vec(),
+            arguments_dump: b"{1,2}".to_vec(),
+            caller_id: Some(1),
+            call_id: Some(2),
+            timeout_ms: Some(3),
+        }
+        .encode_to_vec();
+        for _ in 0..200_000 {
+            let mut bytes = seed.clone();
+            for _ in 0..(next() % 4) {
+                let at = next() as usize % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate(next() as usize % (bytes.len() + 1));
+            // Whenever both read the bytes, they read the same message.
+            if let (Ok(ours), Ok(theirs)) = (
+                read_request(&bytes),
+                RunLuaMfaRequest::decode(bytes.as_slice()),
+            ) {
+                assert_eq!(request_of(&ours), theirs, "{bytes:x?}");
+            }
+            if let (Ok(ours), Ok(theirs)) = (
+                read_response(&bytes),
+                RunLuaMfaResponse::decode(bytes.as_slice()),
+            ) {
+                assert_eq!(response_of(&ours), theirs, "{bytes:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_messages() {
+        assert!(read_request(&[0x0a, 5, b'a']).is_err()); // length past the end
+        assert!(read_request(&[0x08]).is_err()); // truncated varint
+        assert!(read_request(&[0x0b]).is_err()); // group start
+        assert!(read_request(&[0x00, 0x00]).is_err()); // field 0
+        assert!(read_request(&[0x08, 1]).is_err()); // field 1 as a varint
+        assert!(read_response(&[0x12, 1, 0xff]).is_err()); // error_kind not UTF-8
+        assert!(read_request(
+            &[0x28; 12]
+                .iter()
+                .copied()
+                .chain([0xff; 11])
+                .collect::<Vec<_>>()
+        )
+        .is_err());
+    }
+}
