@@ -113,6 +113,8 @@ struct Dumper<'a> {
     root_name: &'a str,
     /// Stack index of the Lua array of tables in discovery order (graph form).
     seen: c_int,
+    /// `n = count` to add to the root table when it closes (argument arrays without `n`).
+    root_n: Option<i64>,
 }
 
 impl Dumper<'_> {
@@ -144,6 +146,13 @@ impl Dumper<'_> {
                 if ffi::lua_next(l, level.table) == 0 {
                     self.s.levels.pop();
                     if writing {
+                        if self.s.levels.is_empty() {
+                            if let Some(n) = self.root_n.take() {
+                                self.s.writer.raw(b"n=");
+                                self.s.writer.integer(n);
+                                self.s.writer.end_field();
+                            }
+                        }
                         self.s.writer.close_table();
                     }
                     ffi::lua_pop(l, 1);
@@ -402,6 +411,8 @@ impl Dumper<'_> {
     /// Graph form: count references, then write the chunk.
     unsafe fn graph(&mut self, idx: c_int) -> Result<(), Failure> {
         let l = self.l;
+        // Only the root's own constructor (or the statement after it) gets the `n`.
+        let root_n = self.root_n.take();
         self.s.nodes.clear();
         ffi::lua_createtable(l, 0, 0);
         self.seen = ffi::lua_gettop(l);
@@ -441,7 +452,12 @@ impl Dumper<'_> {
         };
         if root_shared != 0 {
             write_shared_ref(&mut self.s.writer, root_shared);
+            if let Some(n) = root_n {
+                self.s.writer.raw(b";_.n=");
+                self.s.writer.integer(n);
+            }
         } else {
+            self.root_n = root_n;
             self.walk(ffi::lua_gettop(l), Mode::Inline)?;
         }
         ffi::lua_pop(l, 1);
@@ -562,7 +578,8 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
 }
 
 /// Writes the value at `idx` (absolute) and hands the text to `emit`; the stack is left as
-/// it was. Errors name the value's path starting at `root_name`.
+/// it was. Errors name the value's path starting at `root_name`. With `root_n`, the root
+/// table (which must have no `n` of its own) is written with `n = root_n` added.
 ///
 /// # Safety
 /// A valid state; `idx` an absolute index.
@@ -571,6 +588,7 @@ pub unsafe fn dump_at<R>(
     idx: c_int,
     limits: DumpLimits,
     root_name: &str,
+    root_n: Option<i64>,
     emit: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, String> {
     SCRATCH.with(|cell| {
@@ -600,10 +618,12 @@ pub unsafe fn dump_at<R>(
             limits,
             root_name,
             seen: 0,
+            root_n,
         };
         let mut outcome = dumper.walk(idx, Mode::Fast);
         if let Err(Failure::NeedGraph) = outcome {
             ffi::lua_settop(l, base);
+            dumper.root_n = root_n;
             outcome = dumper.graph(idx);
         }
         ffi::lua_settop(l, base);
@@ -637,7 +657,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
         }
         let (limits, name) = dump_options(l)?;
         let root = name.as_deref().unwrap_or("value");
-        dump_at(l, 1, limits, root, |text| {
+        dump_at(l, 1, limits, root, None, |text| {
             ffi::lua_pushlstring(l, text.as_ptr() as *const _, text.len());
         })?;
         Ok(1)

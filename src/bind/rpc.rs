@@ -5,12 +5,45 @@
 use super::api::{bad_argument, bytes_at, guarded, number_at, push_int, type_name, Num};
 use super::dump::dump_at;
 use super::load::load_bytes;
-use crate::rpc::wire::{read_request, read_response};
-use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
+use crate::rpc::wire::{
+    read_request, read_response, write_request, write_response, RequestView, ResponseView,
+};
 use crate::text::limits::{DumpLimits, LoadLimits};
 use mlua::ffi::{self, lua_State};
-use prost::Message;
+use std::cell::RefCell;
 use std::os::raw::c_int;
+
+thread_local! {
+    /// The message being written, kept between calls.
+    static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Largest message buffer kept between calls.
+const KEEP_BYTES: usize = 1 << 20;
+
+/// Writes a message with `write` and pushes it, or fails when it is over `max_bytes`.
+unsafe fn push_message(
+    l: *mut lua_State,
+    max_bytes: usize,
+    what: &str,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), String> {
+    MESSAGE.with(|cell| {
+        let mut out = cell.take();
+        out.clear();
+        write(&mut out);
+        let result = if out.len() > max_bytes {
+            Err(format!("{what} of {} bytes exceeds the message size limit (max_message_bytes = {max_bytes})", out.len()))
+        } else {
+            push_bytes(l, &out);
+            Ok(())
+        };
+        if out.capacity() <= KEEP_BYTES {
+            cell.replace(out);
+        }
+        result
+    })
+}
 
 unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
     ffi::lua_pushlstring(l, bytes.as_ptr() as *const _, bytes.len());
@@ -76,8 +109,8 @@ unsafe fn array_count(l: *mut lua_State, idx: c_int) -> i64 {
 pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
     guarded(l, "encode_request", || {
         let name = "encode_request";
-        let module = string_arg(l, 1, name)?.to_vec();
-        let function = string_arg(l, 2, name)?.to_vec();
+        let module_name = string_arg(l, 1, name)?;
+        let function_name = string_arg(l, 2, name)?;
         if ffi::lua_type(l, 3) != ffi::LUA_TTABLE {
             return Err(bad_argument(
                 3,
@@ -95,40 +128,22 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
         ffi::lua_settop(l, 8);
         ffi::lua_pushstring(l, c"n".as_ptr());
-        ffi::lua_rawget(l, 3);
-        let has_n = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+        let has_n = ffi::lua_rawget(l, 3) != ffi::LUA_TNIL;
         ffi::lua_pop(l, 1);
-        let source = if has_n {
-            3
-        } else {
-            let n = ffi::lua_rawlen(l, 3);
-            ffi::lua_createtable(l, n as c_int, 1);
-            for i in 1..=n {
-                ffi::lua_rawgeti(l, 3, i as _);
-                ffi::lua_rawseti(l, -2, i as _);
-            }
-            push_int(l, n as i64);
-            ffi::lua_setfield(l, -2, c"n".as_ptr());
-            ffi::lua_gettop(l)
-        };
-        let arguments_dump = dump_at(l, source, limits, "arguments", <[u8]>::to_vec)?;
-        let request = RunLuaMfaRequest {
-            module_name: module,
-            function_name: function,
-            arguments_dump,
-            caller_id,
-            call_id,
-            timeout_ms,
-        };
-        let bytes = request.encode_to_vec();
-        if bytes.len() > limits.max_bytes {
-            return Err(format!(
-                "arguments: request of {} bytes exceeds the message size limit (max_message_bytes = {})",
-                bytes.len(),
-                limits.max_bytes
-            ));
-        }
-        push_bytes(l, &bytes);
+        let root_n = (!has_n).then(|| ffi::lua_rawlen(l, 3) as i64);
+        dump_at(l, 3, limits, "arguments", root_n, |arguments_dump| {
+            let request = RequestView {
+                module_name,
+                function_name,
+                arguments_dump,
+                caller_id,
+                call_id,
+                timeout_ms,
+            };
+            push_message(l, limits.max_bytes, "arguments: request", |out| {
+                write_request(out, &request)
+            })
+        })??;
         Ok(1)
     })
 }
@@ -215,20 +230,24 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             max_depth: size_arg(l, 3, name)?,
             max_bytes: size_arg(l, 4, name)?,
         };
-        let response = match dump_at(l, 1, limits, "results", <[u8]>::to_vec) {
-            Ok(returned_dump) => RunLuaMfaResponse {
+        let written = dump_at(l, 1, limits, "results", None, |returned_dump| {
+            let response = ResponseView {
                 returned_dump,
                 call_id,
                 ..Default::default()
-            },
-            Err(msg) => {
+            };
+            push_message(l, limits.max_bytes, "results: response", |out| {
+                write_response(out, &response)
+            })
+        });
+        match written {
+            Ok(Ok(())) => Ok(1),
+            Ok(Err(msg)) | Err(msg) => {
                 ffi::lua_pushnil(l);
                 push_bytes(l, msg.as_bytes());
-                return Ok(2);
+                Ok(2)
             }
-        };
-        push_bytes(l, &response.encode_to_vec());
-        Ok(1)
+        }
     })
 }
 
@@ -243,14 +262,21 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
                 _ => Ok(String::from_utf8_lossy(string_arg(l, idx, name)?).into_owned()),
             }
         };
-        let response = RunLuaMfaResponse {
-            error_kind: text(1)?,
-            error_message: text(2)?,
-            traceback: text(3)?,
+        let (kind, message, traceback) = (text(1)?, text(2)?, text(3)?);
+        let response = ResponseView {
+            error_kind: &kind,
+            error_message: &message,
+            traceback: &traceback,
             call_id: int_arg(l, 4, name)?.map(|v| v as u64),
             ..Default::default()
         };
-        push_bytes(l, &response.encode_to_vec());
+        MESSAGE.with(|cell| {
+            let mut out = cell.take();
+            out.clear();
+            write_response(&mut out, &response);
+            push_bytes(l, &out);
+            cell.replace(out);
+        });
         Ok(1)
     })
 }
