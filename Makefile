@@ -117,7 +117,7 @@ LUACHECK_DIRS = $(wildcard $(addprefix $(ROOT)/,lua test_lua bench examples))
 .PHONY: lint
 lint: deps
 	cd $(ROOT) && $(CARGO) fmt --all -- --check
-	cd $(ROOT) && $(CARGO_TEST_ENV) $(CARGO) clippy --release -- -D warnings
+	cd $(ROOT) && $(CARGO_TEST_ENV) $(CARGO) clippy --release --all-targets -- -D warnings
 	@if [ -n "$(LUACHECK_DIRS)" ]; then \
 	  echo "cd $(ROOT) && luacheck $(notdir $(LUACHECK_DIRS))"; \
 	  cd $(ROOT) && luacheck $(notdir $(LUACHECK_DIRS)); \

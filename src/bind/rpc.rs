@@ -325,9 +325,9 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         };
         if !response.error_kind.is_empty() {
             // An unknown kind from a newer peer is still a failure the caller must see.
-            let kind = crate::rpc::kind::ErrorKind::parse(&response.error_kind)
+            let kind = crate::rpc::kind::ErrorKind::parse(response.error_kind)
                 .map_or("runtime", |k| k.as_str());
-            return failure(kind, &response.error_message, Some(&response.traceback));
+            return failure(kind, response.error_message, Some(response.traceback));
         }
         ffi::lua_pushboolean(l, 1);
         if let Err(msg) = load_bytes(l, response.returned_dump, &limits) {
