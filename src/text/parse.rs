@@ -296,54 +296,39 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         let base = self.frames.len();
         'value: loop {
             // `self.tok` starts a value.
-            match self.tok {
-                Tok::LBrace => {
-                    self.enter()?;
-                    self.count_node()?;
-                    {
-                        let r = self.b.reserve(8);
-                        self.build(r)
-                    }?;
-                    self.advance()?;
-                    let (base, first) = (self.b.height(), self.entries.len());
-                    self.frames.push(Frame::Table {
-                        pos: 0,
-                        base,
-                        first,
-                        built: false,
-                    });
-                    if self.field_start()? {
-                        continue 'value;
-                    }
+            if self.tok == Tok::LBrace {
+                self.enter()?;
+                self.count_node()?;
+                {
+                    let r = self.b.reserve(8);
+                    self.build(r)
+                }?;
+                self.advance()?;
+                let (base, first) = (self.b.height(), self.entries.len());
+                self.frames.push(Frame::Table {
+                    pos: 0,
+                    base,
+                    first,
+                    built: false,
+                });
+                if self.field_start()? {
+                    continue 'value;
                 }
-                Tok::Str => {
-                    self.count_node()?;
-                    {
-                        let r = self.b.string(self.lex.string());
-                        self.build(r)
-                    }?;
-                    self.advance()?;
+            } else if !self.scalar()? {
+                if self.tok != Tok::Name {
+                    return Err(self.unexpected("a value"));
                 }
-                Tok::Num | Tok::Minus => self.number()?,
-                Tok::Name => match self.lex.token_text() {
-                    b"nil" => self.scalar(|b| b.nil())?,
-                    b"true" => self.scalar(|b| b.boolean(true))?,
-                    b"false" => self.scalar(|b| b.boolean(false))?,
-                    _ => {
-                        // Outside a chunk there are no locals: every other name is a global.
-                        let slot = self.local_slot()?;
-                        self.count_node()?;
-                        {
-                            let r = self.b.get_local(slot);
-                            self.build(r)
-                        }?;
-                        self.advance()?;
-                        if self.path_suffix()? {
-                            continue 'value;
-                        }
-                    }
-                },
-                _ => return Err(self.unexpected("a value")),
+                // Outside a chunk there are no locals: every other name is a global.
+                let slot = self.local_slot()?;
+                self.count_node()?;
+                {
+                    let r = self.b.get_local(slot);
+                    self.build(r)
+                }?;
+                self.advance()?;
+                if self.path_suffix()? {
+                    continue 'value;
+                }
             }
             // A value is complete: close the frames it completes.
             loop {
@@ -389,34 +374,79 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     }
 
     /// At the start of a field (or the closing brace) of the table on top of the frames.
-    /// Returns true when a value must be parsed next; false when the table was closed.
+    /// Fields whose value is a scalar are finished here, one after another; returns true
+    /// when a value must be parsed next (its frame is pushed), false when the table closed.
     fn field_start(&mut self) -> Result<bool, ParseError> {
-        match self.tok {
-            Tok::RBrace => {
-                self.close_table()?;
-                Ok(false)
+        loop {
+            let kind = match self.tok {
+                Tok::RBrace => {
+                    self.close_table()?;
+                    return Ok(false);
+                }
+                Tok::LBracket => {
+                    self.advance()?;
+                    self.frames.push(Frame::Key);
+                    return Ok(true);
+                }
+                Tok::Name if !is_keyword(self.lex.token_text()) && self.lex.peek_is_assign() => {
+                    self.count_node()?;
+                    {
+                        let r = self.b.string(self.lex.token_text());
+                        self.build(r)
+                    }?;
+                    self.lex.skip_assign();
+                    self.advance()?;
+                    Entry::Named
+                }
+                _ => Entry::Item,
+            };
+            if !self.scalar()? {
+                self.frames.push(match kind {
+                    Entry::Item => Frame::Positional,
+                    named => Frame::Keyed(named),
+                });
+                return Ok(true);
             }
-            Tok::LBracket => {
-                self.advance()?;
-                self.frames.push(Frame::Key);
-                Ok(true)
-            }
-            Tok::Name if !is_keyword(self.lex.token_text()) && self.lex.peek_is_assign() => {
-                self.count_node()?;
-                {
-                    let r = self.b.string(self.lex.token_text());
-                    self.build(r)
-                }?;
-                self.lex.skip_assign();
-                self.advance()?;
-                self.frames.push(Frame::Keyed(Entry::Named));
-                Ok(true)
-            }
-            _ => {
-                self.frames.push(Frame::Positional);
-                Ok(true)
+            self.add_entry(kind)?;
+            match self.tok {
+                Tok::Comma | Tok::Semi => self.advance()?,
+                Tok::RBrace => {
+                    self.close_table()?;
+                    return Ok(false);
+                }
+                _ => return Err(self.unexpected("',' or '}' in a table")),
             }
         }
+    }
+
+    /// Pushes the value that starts at the current token if it is a literal (string, number,
+    /// nil, true, false); false leaves tables and paths to the caller.
+    fn scalar(&mut self) -> Result<bool, ParseError> {
+        let r = match self.tok {
+            Tok::Str => {
+                self.count_node()?;
+                self.b.string(self.lex.string())
+            }
+            Tok::Num | Tok::Minus => {
+                self.number()?;
+                return Ok(true);
+            }
+            Tok::Name => match self.lex.token_text() {
+                b"nil" => {
+                    self.count_node()?;
+                    self.b.nil()
+                }
+                b"true" | b"false" => {
+                    self.count_node()?;
+                    self.b.boolean(self.lex.token_text() == b"true")
+                }
+                _ => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        self.build(r)?;
+        self.advance()?;
+        Ok(true)
     }
 
     /// Records a finished entry of the table on top of the frames (or stores it directly
@@ -507,13 +537,6 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 _ => return Ok(false),
             }
         }
-    }
-
-    fn scalar(&mut self, push: impl FnOnce(&mut B) -> BuildResult) -> Result<(), ParseError> {
-        self.count_node()?;
-        let r = push(self.b);
-        self.build(r)?;
-        self.advance()
     }
 
     /// `[-]* numeral [ / 0 | / (1/0) ]`: the numbers serpent and our writer produce.
