@@ -361,36 +361,29 @@ function M.cancel(call_id)
   return true
 end
 
+-- Fails every call still in flight in timeout slot `slot` (delivered by this poll).
+local function expire_slot(slot)
+  for id in pairs(wheel[slot]) do
+    local call = untrack(id)
+    if call then
+      stats.timed_out = stats.timed_out + 1
+      fail_later(call, "timeout", "no answer in time")
+    end
+  end
+  wheel[slot] = nil
+end
+
 local function expire(now)
   if next_slot == nil then return end
   local last = slot_of(now) - 1
   if last - next_slot > 4096 then
     -- A long pause: visit the occupied slots instead of every slot in between.
     for slot in pairs(wheel) do
-      if slot <= last then
-        for id in pairs(wheel[slot]) do
-          local call = untrack(id)
-          if call then
-            stats.timed_out = stats.timed_out + 1
-            fail_later(call, "timeout", "no answer in time")
-          end
-        end
-        wheel[slot] = nil
-      end
+      if slot <= last then expire_slot(slot) end
     end
   else
     for slot = next_slot, last do
-      local bucket = wheel[slot]
-      if bucket then
-        for id in pairs(bucket) do
-          local call = untrack(id)
-          if call then
-            stats.timed_out = stats.timed_out + 1
-            fail_later(call, "timeout", "no answer in time")
-          end
-        end
-        wheel[slot] = nil
-      end
+      if wheel[slot] then expire_slot(slot) end
     end
   end
   if last + 1 > next_slot then next_slot = last + 1 end

@@ -15,8 +15,7 @@ use remote_runner::text::limits::LoadLimits;
 use remote_runner::text::number::{
     parse_numeral, write_double_untyped, write_float, write_int, Num,
 };
-use remote_runner::text::parse::parse;
-use remote_runner::text::tree::{TreeBuilder, Val};
+use remote_runner::text::tree::{check_parse_invariants, Val};
 
 // ---------------------------------------------------------------------------------------------
 // Strategies
@@ -202,28 +201,7 @@ fn parse_never_panics(text: &[u8]) -> Result<(), TestCaseError> {
         max_bytes: 1 << 20,
         max_nodes: 100_000,
     };
-    for integers in [true, false] {
-        let mut b = TreeBuilder::new(integers);
-        match parse(text, &limits, &mut b) {
-            Ok(()) => prop_assert_eq!(b.stack.len(), 1, "stack after success"),
-            Err(e) => {
-                prop_assert!(
-                    e.offset() <= text.len(),
-                    "offset {} > len {}: {}",
-                    e.offset(),
-                    text.len(),
-                    e
-                );
-                let msg = e.to_string();
-                prop_assert!(
-                    msg.ends_with(&format!("at offset {}", e.offset())),
-                    "{}",
-                    msg
-                );
-            }
-        }
-    }
-    Ok(())
+    check_parse_invariants(text, &limits).map_err(TestCaseError::fail)
 }
 
 fn parse_one(text: &[u8], integers: bool) -> Result<Val, String> {

@@ -21,6 +21,21 @@ thread_local! {
 /// Largest message buffer kept between calls.
 const KEEP_BYTES: usize = 1 << 20;
 
+fn too_large(what: &str, len: usize, max_bytes: usize) -> String {
+    format!(
+        "{what} of {len} bytes exceeds the message size limit (max_message_bytes = {max_bytes})"
+    )
+}
+
+/// Arguments 2 and 3 of the decoders: the depth and size limits.
+unsafe fn load_limit_args(l: *mut lua_State, name: &str) -> Result<LoadLimits, String> {
+    Ok(LoadLimits {
+        max_depth: size_arg(l, 2, name)?,
+        max_bytes: size_arg(l, 3, name)?,
+        ..LoadLimits::default()
+    })
+}
+
 /// Writes a message with `write` and pushes it, or fails when it is over `max_bytes`.
 unsafe fn push_message(
     l: *mut lua_State,
@@ -33,7 +48,7 @@ unsafe fn push_message(
         out.clear();
         write(&mut out);
         let result = if out.len() > max_bytes {
-            Err(format!("{what} of {} bytes exceeds the message size limit (max_message_bytes = {max_bytes})", out.len()))
+            Err(too_large(what, out.len(), max_bytes))
         } else {
             push_bytes(l, &out);
             Ok(())
@@ -153,11 +168,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
 pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
     guarded(l, "decode_request", || {
         let name = "decode_request";
-        let limits = LoadLimits {
-            max_depth: size_arg(l, 2, name)?,
-            max_bytes: size_arg(l, 3, name)?,
-            ..LoadLimits::default()
-        };
+        let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 3);
         let failure = |msg: String| {
             ffi::lua_pushnil(l);
@@ -173,11 +184,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         }
         let content = bytes_at(l, 1);
         if content.len() > limits.max_bytes {
-            return failure(format!(
-                "request of {} bytes exceeds the message size limit (max_message_bytes = {})",
-                content.len(),
-                limits.max_bytes
-            ));
+            return failure(too_large("request", content.len(), limits.max_bytes));
         }
         let request = match read_request(content) {
             Ok(r) => r,
@@ -270,13 +277,9 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
             call_id: int_arg(l, 4, name)?.map(|v| v as u64),
             ..Default::default()
         };
-        MESSAGE.with(|cell| {
-            let mut out = cell.take();
-            out.clear();
-            write_response(&mut out, &response);
-            push_bytes(l, &out);
-            cell.replace(out);
-        });
+        push_message(l, usize::MAX, "error response", |out| {
+            write_response(out, &response)
+        })?;
         Ok(1)
     })
 }
@@ -286,11 +289,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
 pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> isize {
     guarded(l, "decode_response", || {
         let name = "decode_response";
-        let limits = LoadLimits {
-            max_depth: size_arg(l, 2, name)?,
-            max_bytes: size_arg(l, 3, name)?,
-            ..LoadLimits::default()
-        };
+        let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 3);
         ffi::lua_checkstack(l, 8);
         let failure = |kind: &str, msg: &str, traceback: Option<&str>| {
@@ -312,12 +311,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         }
         let content = bytes_at(l, 1);
         if content.len() > limits.max_bytes {
-            let msg = format!(
-                "response of {} bytes exceeds the message size limit (max_message_bytes = {})",
-                content.len(),
-                limits.max_bytes
+            return failure(
+                "bad_response",
+                &too_large("response", content.len(), limits.max_bytes),
+                None,
             );
-            return failure("bad_response", &msg, None);
         }
         let response = match read_response(content) {
             Ok(r) => r,

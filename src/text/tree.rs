@@ -224,3 +224,40 @@ impl Builder for TreeBuilder {
         self.table_at(&t)?.set(key, value)
     }
 }
+
+/// Parses `text` in both number modes and checks what must hold whatever the bytes: success
+/// leaves exactly one value, and an error names an offset inside the text in its message.
+/// Shared by the fuzz target and the property tests.
+pub fn check_parse_invariants(
+    text: &[u8],
+    limits: &super::limits::LoadLimits,
+) -> Result<(), String> {
+    for integers in [true, false] {
+        let mut b = TreeBuilder::new(integers);
+        match super::parse::parse(text, limits, &mut b) {
+            Ok(()) if b.stack.len() == 1 => {}
+            Ok(()) => {
+                return Err(format!(
+                    "{} values left after a successful parse",
+                    b.stack.len()
+                ))
+            }
+            Err(e) if e.offset() > text.len() => {
+                return Err(format!(
+                    "offset {} past the end ({} bytes): {e}",
+                    e.offset(),
+                    text.len()
+                ))
+            }
+            Err(e)
+                if !e
+                    .to_string()
+                    .ends_with(&format!("at offset {}", e.offset())) =>
+            {
+                return Err(format!("the message does not name the offset: {e}"))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
