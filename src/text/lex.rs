@@ -40,7 +40,8 @@ pub struct Lexer<'a> {
     str_span: Option<(usize, usize)>,
 }
 
-/// The name's bytes as one little-endian word, zero-padded (names of at most 8 bytes).
+/// A name of at most 8 bytes as one little-endian word (zero-padded), for comparisons
+/// without `memcmp`.
 const fn word(name: &[u8]) -> u64 {
     let mut v = 0u64;
     let mut i = 0;
@@ -51,40 +52,48 @@ const fn word(name: &[u8]) -> u64 {
     v
 }
 
-/// Lua's reserved words as words, so a name is tested with one comparison each.
-const KEYWORDS: [u64; 22] = [
-    word(b"and"),
-    word(b"break"),
-    word(b"do"),
-    word(b"else"),
-    word(b"elseif"),
-    word(b"end"),
-    word(b"false"),
-    word(b"for"),
-    word(b"function"),
-    word(b"goto"),
-    word(b"if"),
-    word(b"in"),
-    word(b"local"),
-    word(b"nil"),
-    word(b"not"),
-    word(b"or"),
-    word(b"repeat"),
-    word(b"return"),
-    word(b"then"),
-    word(b"true"),
-    word(b"until"),
-    word(b"while"),
-];
-
+/// Lua's reserved words, by length and first byte: a name is compared with at most two words
+/// (0 never matches: names are not empty).
 pub fn is_keyword(name: &[u8]) -> bool {
-    if !(2..=8).contains(&name.len()) {
-        return false;
+    const fn w(k: &[u8]) -> u64 {
+        word(k)
     }
-    let mut padded = [0u8; 8];
-    padded[..name.len()].copy_from_slice(name);
-    KEYWORDS.contains(&u64::from_le_bytes(padded))
+    let (a, b) = match (name.len(), name.first()) {
+        (2, Some(b'd')) => (w(b"do"), 0),
+        (2, Some(b'i')) => (w(b"if"), w(b"in")),
+        (2, Some(b'o')) => (w(b"or"), 0),
+        (3, Some(b'a')) => (w(b"and"), 0),
+        (3, Some(b'e')) => (w(b"end"), 0),
+        (3, Some(b'f')) => (w(b"for"), 0),
+        (3, Some(b'n')) => (w(b"nil"), w(b"not")),
+        (4, Some(b'e')) => (w(b"else"), 0),
+        (4, Some(b'g')) => (w(b"goto"), 0),
+        (4, Some(b't')) => (w(b"then"), w(b"true")),
+        (5, Some(b'b')) => (w(b"break"), 0),
+        (5, Some(b'f')) => (w(b"false"), 0),
+        (5, Some(b'l')) => (w(b"local"), 0),
+        (5, Some(b'u')) => (w(b"until"), 0),
+        (5, Some(b'w')) => (w(b"while"), 0),
+        (6, Some(b'e')) => (w(b"elseif"), 0),
+        (6, Some(b'r')) => (w(b"repeat"), w(b"return")),
+        (8, Some(b'f')) => (w(b"function"), 0),
+        _ => return false,
+    };
+    let v = word(name);
+    v == a || v == b
 }
+
+/// Bytes that may continue a name (letters, digits, `_`).
+static NAME_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_';
+        c += 1;
+    }
+    t
+};
 
 /// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
 /// byte-wise scan continues.
@@ -126,10 +135,6 @@ static STOPS_SINGLE: [u8; 256] = string_stops(b'\'');
 
 fn is_name_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
-}
-
-fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
 }
 
 impl<'a> Lexer<'a> {
@@ -255,9 +260,11 @@ impl<'a> Lexer<'a> {
             }
             b'0'..=b'9' => self.numeral()?,
             c if is_name_start(c) => {
-                while self.peek(0).is_some_and(is_name_char) {
-                    self.pos += 1;
-                }
+                let rest = &self.src[self.pos..];
+                self.pos += rest
+                    .iter()
+                    .position(|&c| !NAME_CHARS[c as usize])
+                    .unwrap_or(rest.len());
                 Tok::Name
             }
             _ => Tok::Other,
@@ -515,6 +522,23 @@ impl<'a> Lexer<'a> {
 
     fn numeral(&mut self) -> Result<Tok, ParseError> {
         let start = self.start;
+        // Fast path: a short plain decimal integer, the most common number in game data.
+        if self.has_integers {
+            let digits = &self.src[start..self.src.len().min(start + 18)];
+            let n = digits
+                .iter()
+                .position(|d| !d.is_ascii_digit())
+                .unwrap_or(digits.len());
+            let follows = self.src.get(start + n).copied().unwrap_or(b' ');
+            if n < 18 && !NAME_CHARS[follows as usize] && follows != b'.' {
+                let v = digits[..n]
+                    .iter()
+                    .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+                self.pos = start + n;
+                self.number = Num::Int(v);
+                return Ok(Tok::Num);
+            }
+        }
         if let Some(n) = self.decimal_numeral(start) {
             self.number = n;
             return Ok(Tok::Num);
@@ -653,4 +677,38 @@ fn push_utf8_extended(out: &mut Vec<u8>, code: u32) {
     }
     out.push(((!first_max << 1) as u8) | x as u8);
     out.extend(tail[..n].iter().rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_keyword;
+
+    #[test]
+    fn keywords_exactly() {
+        let reserved = [
+            "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
+            "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until",
+            "while",
+        ];
+        for k in reserved {
+            assert!(is_keyword(k.as_bytes()), "{k}");
+        }
+        for name in [
+            "",
+            "a",
+            "i",
+            "ends",
+            "If",
+            "in_",
+            "function_",
+            "functio",
+            "nill",
+            "id",
+            "name",
+            "count",
+            "_G",
+        ] {
+            assert!(!is_keyword(name.as_bytes()), "{name}");
+        }
+    }
 }
