@@ -269,7 +269,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     budget_ms, settings.max_depth, settings.max_message_bytes)
   next_call_id = id + 1
   local call = { id = id, svr_id = svr_id, module = module_name, func = function_name,
-    on_result = on_result, on_error = on_error }
+    on_result = on_result, on_error = on_error, deadline = 0, slot = 0 }
   if stats.in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", stats.in_flight))
     return id
