@@ -86,12 +86,49 @@ struct Node {
     shared: u32,
 }
 
+/// Whether a key string is an identifier, remembered by the string's address for one dump:
+/// records repeat the same few field names. Every string seen belongs to the value being
+/// dumped, which stays alive, so an address cannot be reused within the dump; the generation
+/// forgets everything between dumps.
+struct IdentifierCache {
+    generation: u32,
+    slots: [(usize, u32, bool); 64],
+}
+
+impl IdentifierCache {
+    fn new() -> Self {
+        IdentifierCache {
+            generation: 1,
+            slots: [(0, 0, false); 64],
+        }
+    }
+
+    fn next_dump(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            *self = IdentifierCache::new();
+        }
+    }
+
+    fn is_identifier(&mut self, key: &[u8]) -> bool {
+        let address = key.as_ptr() as usize;
+        let slot = &mut self.slots[(address >> 4) & 63];
+        if slot.0 == address && slot.1 == self.generation {
+            return slot.2;
+        }
+        let answer = is_identifier(key);
+        *slot = (address, self.generation, answer);
+        answer
+    }
+}
+
 /// Buffers kept per thread between calls, so a dump allocates nothing in the steady state.
 struct Scratch {
     writer: Writer,
     levels: Vec<Level>,
     visited: HashSet<usize, ByAddress>,
     nodes: HashMap<usize, Node, ByAddress>,
+    identifiers: IdentifierCache,
 }
 
 thread_local! {
@@ -100,6 +137,7 @@ thread_local! {
         levels: Vec::with_capacity(16),
         visited: HashSet::default(),
         nodes: HashMap::default(),
+        identifiers: IdentifierCache::new(),
     });
 }
 
@@ -224,7 +262,8 @@ impl Dumper<'_> {
         match ffi::lua_type(l, -2) {
             ffi::LUA_TSTRING => {
                 if mode != Mode::Count {
-                    w.string_key(bytes_at(l, -2));
+                    let key = bytes_at(l, -2);
+                    w.string_key_known(key, self.s.identifiers.is_identifier(key));
                 }
             }
             ffi::LUA_TNUMBER => {
@@ -605,6 +644,7 @@ pub unsafe fn dump_at<R>(
                     levels: Vec::new(),
                     visited: HashSet::default(),
                     nodes: HashMap::default(),
+                    identifiers: IdentifierCache::new(),
                 };
                 &mut fresh
             }
@@ -612,6 +652,7 @@ pub unsafe fn dump_at<R>(
         let base = ffi::lua_gettop(l);
         scratch.writer.clear();
         scratch.visited.clear();
+        scratch.identifiers.next_dump();
         let mut dumper = Dumper {
             l,
             s: scratch,

@@ -68,8 +68,17 @@ impl Writer {
 
     /// A string key: `name=` when it is an identifier, `["..."]=` otherwise.
     pub fn string_key(&mut self, key: &[u8]) {
-        if is_identifier(key) {
-            self.raw(key);
+        self.string_key_known(key, is_identifier(key));
+    }
+
+    /// `string_key` for a caller that already knows whether `key` is an identifier.
+    pub fn string_key_known(&mut self, key: &[u8], identifier: bool) {
+        if identifier {
+            // Field names are short: a byte loop beats a call to memcpy.
+            self.out.reserve(key.len() + 1);
+            for &b in key {
+                self.out.push(b);
+            }
             self.out.push(b'=');
         } else {
             self.out.push(b'[');
