@@ -20,7 +20,12 @@ local SERVICE, METHOD = "svr.RunLua", "RunMfa"
 -- Timeouts are kept in slots of this many seconds; a call times out on the first poll after
 -- the end of its slot.
 local SLOT_SECONDS = 0.01
+-- A nested call whose caller's budget is (nearly) spent still gets this long.
+local MIN_TIMEOUT = 0.001
 local MAX_BUDGET_MS = 4294967295
+
+-- Shared with svc_run_lua (filled in at the end of this file and by svc_run_lua).
+local internal = {}
 
 local function default_logger(level, message)
   io.stderr:write("[remote_runner] ", level, ": ", message, "\n")
@@ -259,8 +264,22 @@ local function send(call, request)
   return true
 end
 
+-- The default timeout of a call: inside a served function, no longer than what is left of
+-- the caller's budget (the callee would answer to nobody after that).
+local function default_timeout()
+  local timeout = settings.timeout
+  local deadline_of = internal.deadline_of
+  local co = deadline_of and co_running()
+  local deadline = co and deadline_of(co)
+  if deadline then
+    local left = deadline - settings.clock()
+    if left < timeout then timeout = left > MIN_TIMEOUT and left or MIN_TIMEOUT end
+  end
+  return timeout
+end
+
 local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
-  timeout = timeout or settings.timeout
+  timeout = timeout or default_timeout()
   local id = next_call_id
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
@@ -306,8 +325,6 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
 -- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
 -- reply by svc_run_lua; any other coroutine's failure is logged.
-local internal = {}
-
 local function resume(co, ...)
   local ok, err = co_resume(co, ...)
   local job = coroutine_failure[co]

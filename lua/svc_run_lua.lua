@@ -41,7 +41,7 @@ local function is_allowed(module_name, function_name)
   return rule == true or (rule ~= nil and rule[function_name] == true)
 end
 
--- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, module=, func= }.
+-- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, module=, func=, deadline= }.
 -- Worker coroutine -> the job it is running, for svc.caller() and failure replies.
 local jobs = setmetatable({}, { __mode = "k" })
 
@@ -74,6 +74,12 @@ local function fail(job, kind, message, remote_traceback)
   if job.replied then return end
   stats.served_failed = stats.served_failed + 1
   reply(job, encode_error(kind, message, remote_traceback, job.call_id or nil))
+end
+
+-- The deadline of the call a served coroutine is running (nil when the caller sent none).
+function internal.deadline_of(co)
+  local job = jobs[co]
+  return job and job.deadline or nil
 end
 
 -- A served function that raised (or yielded outside rr.call): the error reply.
@@ -138,13 +144,15 @@ function S.RunMfa(ctx, content)
   stats.served = stats.served + 1
   -- Every field at once: one allocation instead of growing the table per assignment.
   local job = { ctx = ctx, replied = false, call_id = false, caller_id = false, fn = false, module = false,
-    func = false }
-  local module_name, function_name, arguments, n, caller_id, call_id =
+    func = false, deadline = false }
+  local module_name, function_name, arguments, n, caller_id, call_id, timeout_ms =
     decode_request(content, settings.max_depth, settings.max_message_bytes)
   if module_name == nil then
     return fail(job, function_name, arguments) -- the kind and the message
   end
   job.call_id, job.caller_id = call_id, caller_id or false
+  -- The caller's budget bounds the default timeout of nested calls made by this function.
+  if timeout_ms then job.deadline = settings.clock() + timeout_ms / 1000 end
   if not is_allowed(module_name, function_name) then
     return fail(job, "not_allowed", format(
       "%s.%s is not allowed on this server: call svc.allow(%q, %q) (or svc.allow(%q) for the whole module) there",

@@ -5,6 +5,7 @@
 -- PUC Lua 5.1 cannot yield across pcall: a served function that wraps rr.call in pcall is a
 -- 5.2+/LuaJIT-only case. Plain nested calls (no pcall around them) work on every version.
 local Host = require("support.fake_host")
+local legacy = require("support.legacy_proto")
 Host.setup_paths()
 local rr, svc = Host.modules()
 
@@ -48,6 +49,38 @@ describe("nested rr.call from a served function", function()
     assert.same({ n = 4, "a", nil, "c", nil }, rec.results)
     assert.same({ "request 2", "serve 2 #1", "request 3", "serve 3 #2", "reply #2", "deliver 3 #2", "reply #1",
       "deliver 2 #1" }, host.events)
+  end)
+
+  it("a nested call without its own timeout gets its caller's budget, not the default", function()
+    -- The budget starts when server 2 receives the request (it cannot see transit time); its
+    -- function calls out at once, so the whole 2 s go on instead of the default timeout.
+    host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    assert.equal(2000, legacy.varint_of(host.requests[1].bytes, 6))
+    host:step() -- server 2 serves: its nested request to 3 is queued
+    local nested = host.requests[2]
+    assert.equal(3, nested.svr_id)
+    assert.equal(2000, legacy.varint_of(nested.bytes, 6))
+    host:pump()
+  end)
+
+  it("a later nested call gets only what is left of the caller's budget", function()
+    host:call(2, "rpcfix.nested", "relay_twice", { 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    host:step() -- server 2 serves: first nested request to 3
+    assert.equal(2000, legacy.varint_of(host.requests[2].bytes, 6))
+    host:advance(0.5)
+    host:step() -- server 3 answers the first call
+    host:step() -- the answer reaches server 2: its function makes the second call
+    local second = host.requests[3]
+    assert.equal(3, second.svr_id)
+    assert.equal(1500, legacy.varint_of(second.bytes, 6))
+    host:pump()
+  end)
+
+  it("an explicit timeout on the nested call wins over the caller's budget", function()
+    host:call(2, "rpcfix.nested", "relay_timeout", { 10, 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    host:step()
+    assert.equal(10000, legacy.varint_of(host.requests[2].bytes, 6))
+    host:pump()
   end)
 
   it("rr.call from the caller's own coroutine through a nested hop", function()
@@ -133,9 +166,11 @@ describe("nested rr.call from a served function", function()
 
   it("the outer call times out while the inner one is still pending; the late reply is dropped", function()
     host:fault({ on = "request", svr_id = 3, action = "delay", hold = true })
-    local rec = host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    -- The nested call asks for 10 s explicitly (more than the caller's 2 s budget it would
+    -- otherwise inherit), so it is still pending when the outer call times out.
+    local rec = host:call(2, "rpcfix.nested", "relay_timeout", { 10, 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
     host:pump()
-    host:advance(2.5) -- outer (2 s) expires; the nested call (default 10 s) is still pending
+    host:advance(2.5) -- outer (2 s) expires; the nested call (10 s) is still pending
     assert.equal(1, rec.fired)
     assert.equal("timeout", rec.err.kind)
     host:release()

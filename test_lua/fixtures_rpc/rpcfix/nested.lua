@@ -13,6 +13,14 @@ function M.relay(target, module_name, func, ...)
   return rr.call(target, module_name, func, pack(...))
 end
 
+-- Two nested calls one after the other; returns both results.
+function M.relay_twice(target, module_name, func, ...)
+  local rr = require("remote_runner")
+  local first = pack(rr.call(target, module_name, func, pack(...)))
+  local second = pack(rr.call(target, module_name, func, pack(...)))
+  return first, second
+end
+
 -- Like relay, with a per-call timeout (seconds).
 function M.relay_timeout(timeout, target, module_name, func, ...)
   local rr = require("remote_runner")
