@@ -6,36 +6,17 @@
 //! constructor and fills them with assignments:
 //! `do local __={{},{}};__[1].x=__[2];__[2][1]=__[1];local _={a=__[1]};return _;end`.
 
+mod graph;
+mod scratch;
+
 use super::api::{bad_argument, bytes_at, guarded, number_at, type_name, Num};
 use super::args::{limit_field, opts_table, string_field};
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
 use crate::text::writer::Writer;
 use mlua::ffi::{self, lua_State};
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use scratch::{Scratch, SCRATCH};
 use std::os::raw::c_int;
-
-/// Hashes table addresses: they are unique already, so one multiply spreads them enough.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.0 = (v as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type ByAddress = BuildHasherDefault<AddressHasher>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -85,64 +66,6 @@ struct Node {
     /// Index in `__` when shared, else 0.
     shared: u32,
 }
-
-/// Whether a key string is an identifier, remembered by the string's address for one dump:
-/// records repeat the same few field names. Every string seen belongs to the value being
-/// dumped, which stays alive, so an address cannot be reused within the dump; the generation
-/// forgets everything between dumps.
-struct IdentifierCache {
-    generation: u32,
-    slots: [(usize, u32, bool); 64],
-}
-
-impl IdentifierCache {
-    fn new() -> Self {
-        IdentifierCache {
-            generation: 1,
-            slots: [(0, 0, false); 64],
-        }
-    }
-
-    fn next_dump(&mut self) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            *self = IdentifierCache::new();
-        }
-    }
-
-    fn is_identifier(&mut self, key: &[u8]) -> bool {
-        let address = key.as_ptr() as usize;
-        let slot = &mut self.slots[(address >> 4) & 63];
-        if slot.0 == address && slot.1 == self.generation {
-            return slot.2;
-        }
-        let answer = is_identifier(key);
-        *slot = (address, self.generation, answer);
-        answer
-    }
-}
-
-/// Buffers kept per thread between calls, so a dump allocates nothing in the steady state.
-struct Scratch {
-    writer: Writer,
-    levels: Vec<Level>,
-    visited: HashSet<usize, ByAddress>,
-    nodes: HashMap<usize, Node, ByAddress>,
-    identifiers: IdentifierCache,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
-        writer: Writer::new(super::api::HAS_INTEGERS),
-        levels: Vec::with_capacity(16),
-        visited: HashSet::default(),
-        nodes: HashMap::default(),
-        identifiers: IdentifierCache::new(),
-    });
-}
-
-/// Largest buffer kept between calls; a bigger one is released after use.
-const KEEP_BYTES: usize = 1 << 20;
 
 struct Dumper<'a> {
     l: *mut lua_State,
@@ -446,110 +369,6 @@ impl Dumper<'_> {
         }
         path
     }
-
-    /// Graph form: count references, then write the chunk.
-    unsafe fn graph(&mut self, idx: c_int) -> Result<(), Failure> {
-        let l = self.l;
-        // Only the root's own constructor (or the statement after it) gets the `n`.
-        let root_n = self.root_n.take();
-        self.s.nodes.clear();
-        ffi::lua_createtable(l, 0, 0);
-        self.seen = ffi::lua_gettop(l);
-        self.walk(idx, Mode::Count)?;
-        let mut order: Vec<(u32, usize)> = self
-            .s
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.refs > 1 || n.used_as_key)
-            .map(|(&ptr, n)| (n.order, ptr))
-            .collect();
-        order.sort_unstable();
-        for (j, &(_, ptr)) in order.iter().enumerate() {
-            if let Some(node) = self.s.nodes.get_mut(&ptr) {
-                node.shared = j as u32 + 1;
-            }
-        }
-        let w = &mut self.s.writer;
-        w.clear();
-        w.raw(b"do local __={");
-        for _ in 0..order.len() {
-            w.raw(b"{},");
-        }
-        w.close_table();
-        w.raw(b";");
-        for (j, &(seen_at, _)) in order.iter().enumerate() {
-            ffi::lua_rawgeti(l, self.seen, seen_at as _);
-            self.assignments(j as u32 + 1)?;
-            ffi::lua_pop(l, 1);
-        }
-        self.s.writer.raw(b"local _=");
-        ffi::lua_pushvalue(l, idx);
-        let root_shared = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            self.shared_index(ffi::lua_topointer(l, -1) as usize)
-        } else {
-            0
-        };
-        if root_shared != 0 {
-            write_shared_ref(&mut self.s.writer, root_shared);
-            if let Some(n) = root_n {
-                self.s.writer.raw(b";_.n=");
-                self.s.writer.integer(n);
-            }
-        } else {
-            self.root_n = root_n;
-            self.walk(ffi::lua_gettop(l), Mode::Inline)?;
-        }
-        ffi::lua_pop(l, 1);
-        self.s.writer.raw(b";return _;end");
-        Ok(())
-    }
-
-    /// `__[j]<key>=<value>;` for every entry of the shared table on top.
-    unsafe fn assignments(&mut self, j: u32) -> Result<(), Failure> {
-        let l = self.l;
-        let table = ffi::lua_gettop(l);
-        self.room()?;
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, table) != 0 {
-            let w = &mut self.s.writer;
-            write_shared_ref(w, j);
-            match ffi::lua_type(l, -2) {
-                ffi::LUA_TSTRING if is_identifier(bytes_at(l, -2)) => {
-                    w.raw(b".");
-                    w.raw(bytes_at(l, -2));
-                }
-                ffi::LUA_TTABLE => {
-                    let k = self.shared_index(ffi::lua_topointer(l, -2) as usize);
-                    let w = &mut self.s.writer;
-                    w.raw(b"[");
-                    write_shared_ref(w, k);
-                    w.raw(b"]");
-                }
-                _ => {
-                    w.raw(b"[");
-                    self.scalar(-2, Mode::Inline)?;
-                    self.s.writer.raw(b"]");
-                }
-            }
-            self.s.writer.raw(b"=");
-            let value = ffi::lua_gettop(l);
-            let shared = match ffi::lua_type(l, value) {
-                ffi::LUA_TTABLE => self.shared_index(ffi::lua_topointer(l, value) as usize),
-                _ => 0,
-            };
-            if shared != 0 {
-                write_shared_ref(&mut self.s.writer, shared);
-            } else {
-                self.walk(value, Mode::Inline)?;
-            }
-            self.s.writer.raw(b";");
-            ffi::lua_pop(l, 1);
-            if self.s.writer.len() > self.limits.max_bytes {
-                return Err(self.too_large());
-            }
-        }
-        Ok(())
-    }
 }
 
 fn write_number(w: &mut Writer, num: Num) {
@@ -639,13 +458,7 @@ pub unsafe fn dump_at<R>(
                 &mut borrowed
             }
             Err(_) => {
-                fresh = Scratch {
-                    writer: Writer::new(super::api::HAS_INTEGERS),
-                    levels: Vec::new(),
-                    visited: HashSet::default(),
-                    nodes: HashMap::default(),
-                    identifiers: IdentifierCache::new(),
-                };
+                fresh = Scratch::new();
                 &mut fresh
             }
         };
@@ -677,16 +490,7 @@ pub unsafe fn dump_at<R>(
             Err(Failure::Error(msg)) => Err(msg),
             Err(Failure::NeedGraph) => Err("dump: internal error: graph form failed".into()),
         };
-        let s = dumper.s;
-        if s.writer.out.capacity() > KEEP_BYTES {
-            s.writer.out = Vec::with_capacity(256);
-        }
-        if s.nodes.capacity() > 4096 {
-            s.nodes = HashMap::default();
-        }
-        if s.visited.capacity() > 4096 {
-            s.visited = HashSet::default();
-        }
+        dumper.s.trim();
         result
     })
 }

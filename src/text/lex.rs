@@ -1,7 +1,10 @@
 //! Tokens of the Lua data subset, read the way Lua 5.4's lexer reads them.
 
+mod strings;
+
 use super::error::{ParseError, ParseErrorKind};
 use super::number::{parse_numeral, Num};
+use strings::find_long_close;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Tok {
@@ -94,44 +97,6 @@ static NAME_CHARS: [bool; 256] = {
     }
     t
 };
-
-/// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
-/// byte-wise scan continues.
-#[inline]
-fn skip_plain_words(src: &[u8], mut i: usize, quote: u8) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_byte = |word: u64, b: u8| {
-        let x = word ^ (ONES * u64::from(b));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
-    while let Some(chunk) = src.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        if has_byte(word, quote)
-            | has_byte(word, b'\\')
-            | has_byte(word, b'\n')
-            | has_byte(word, b'\r')
-            != 0
-        {
-            break;
-        }
-        i += 8;
-    }
-    i
-}
-
-/// Bytes that end a run of plain string content: the quote, backslash and newlines.
-const fn string_stops(quote: u8) -> [u8; 256] {
-    let mut t = [0u8; 256];
-    t[quote as usize] = 1;
-    t[b'\\' as usize] = 1;
-    t[b'\n' as usize] = 1;
-    t[b'\r' as usize] = 1;
-    t
-}
-
-static STOPS_DOUBLE: [u8; 256] = string_stops(b'"');
-static STOPS_SINGLE: [u8; 256] = string_stops(b'\'');
 
 fn is_name_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
@@ -312,214 +277,6 @@ impl<'a> Lexer<'a> {
         (self.src.get(at + 1 + level) == Some(&b'[')).then_some(level)
     }
 
-    fn long_string(&mut self, level: usize) -> Result<(), ParseError> {
-        let start = self.start;
-        self.pos = start + level + 2;
-        // A newline right after the opening bracket is not part of the string.
-        match (self.peek(0), self.peek(1)) {
-            (Some(b'\r'), Some(b'\n')) | (Some(b'\n'), Some(b'\r')) => self.pos += 2,
-            (Some(b'\r' | b'\n'), _) => self.pos += 1,
-            _ => {}
-        }
-        let body = &self.src[self.pos..];
-        let Some(len) = find_long_close(body, level) else {
-            return Err(self.err(start, ParseErrorKind::UnfinishedLongString));
-        };
-        let body = &body[..len];
-        if body.contains(&b'\r') {
-            // Lua turns every newline sequence inside a long string into "\n".
-            self.buf.clear();
-            let mut i = 0;
-            while i < body.len() {
-                let c = body[i];
-                if c == b'\r' || c == b'\n' {
-                    let pair = body
-                        .get(i + 1)
-                        .is_some_and(|&d| (d == b'\r' || d == b'\n') && d != c);
-                    i += if pair { 2 } else { 1 };
-                    self.buf.push(b'\n');
-                } else {
-                    self.buf.push(c);
-                    i += 1;
-                }
-            }
-            self.str_span = None;
-        } else {
-            self.str_span = Some((self.pos, self.pos + len));
-        }
-        self.pos += len + level + 2;
-        Ok(())
-    }
-
-    fn short_string(&mut self, quote: u8) -> Result<(), ParseError> {
-        let stops = if quote == b'"' {
-            &STOPS_DOUBLE
-        } else {
-            &STOPS_SINGLE
-        };
-        let src = self.src;
-        let body_start = self.pos;
-        let mut i = skip_plain_words(src, body_start, quote);
-        while i < src.len() && stops[src[i] as usize] == 0 {
-            i += 1;
-        }
-        if src.get(i) == Some(&quote) {
-            // No escapes: the bytes are used in place.
-            self.str_span = Some((body_start, i));
-            self.pos = i + 1;
-            return Ok(());
-        }
-        self.str_span = None;
-        self.buf.clear();
-        // Decoded text is never longer than the source it comes from, so everything below
-        // fits in this capacity: the writes stay at `w <= i - body_start`.
-        self.buf.reserve(src.len() - body_start);
-        let mut out = self.buf.as_mut_ptr();
-        let mut w = 0;
-        i = body_start;
-        // Digit value of the byte at `k`, or 10 and more for anything else (or the end).
-        let digit = |k: usize| src.get(k).map_or(10, |&d| u32::from(d.wrapping_sub(b'0')));
-        loop {
-            while let Some(&c) = src.get(i) {
-                if stops[c as usize] != 0 {
-                    break;
-                }
-                // SAFETY: w <= i - body_start < capacity (see above).
-                unsafe { *out.add(w) = c };
-                w += 1;
-                i += 1;
-            }
-            let byte = match src.get(i) {
-                Some(&c) if c == quote => {
-                    // SAFETY: the first w bytes were written above.
-                    unsafe { self.buf.set_len(w) };
-                    self.pos = i + 1;
-                    return Ok(());
-                }
-                Some(b'\\') => {
-                    // Fast path for the `\ddd` escapes our writer uses for non-UTF-8 bytes.
-                    let (a, b, c) = (digit(i + 1), digit(i + 2), digit(i + 3));
-                    if a < 10 && b < 10 && c < 10 && a * 100 + b * 10 + c <= 255 {
-                        i += 4;
-                        a * 100 + b * 10 + c
-                    } else if a < 10 && b < 10 && c >= 10 {
-                        i += 3;
-                        a * 10 + b
-                    } else if a < 10 && b >= 10 {
-                        i += 2;
-                        a
-                    } else {
-                        // SAFETY: as above; `escape` appends through the Vec itself.
-                        unsafe { self.buf.set_len(w) };
-                        self.pos = i;
-                        self.escape()?;
-                        i = self.pos;
-                        w = self.buf.len();
-                        out = self.buf.as_mut_ptr();
-                        continue;
-                    }
-                }
-                _ => return Err(self.err(self.start, ParseErrorKind::UnfinishedString)),
-            };
-            // SAFETY: an escape of 2 to 4 source bytes yields one byte.
-            unsafe { *out.add(w) = byte as u8 };
-            w += 1;
-        }
-    }
-
-    fn escape(&mut self) -> Result<(), ParseError> {
-        let at = self.pos;
-        self.pos += 1;
-        let bad = |lx: &Self, upto: usize| {
-            let end = upto.min(lx.src.len());
-            let text = String::from_utf8_lossy(&lx.src[at..end]).into_owned();
-            lx.err(at, ParseErrorKind::InvalidEscape(text))
-        };
-        let Some(c) = self.peek(0) else {
-            return Err(self.err(self.start, ParseErrorKind::UnfinishedString));
-        };
-        self.pos += 1;
-        let byte = match c {
-            b'a' => 7,
-            b'b' => 8,
-            b'f' => 12,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'v' => 11,
-            b'\\' | b'"' | b'\'' => c,
-            b'\n' | b'\r' => {
-                if let Some(d) = self.peek(0) {
-                    if (d == b'\n' || d == b'\r') && d != c {
-                        self.pos += 1;
-                    }
-                }
-                b'\n'
-            }
-            b'x' => {
-                let hex = |d: Option<u8>| d.and_then(|d| (d as char).to_digit(16));
-                match (hex(self.peek(0)), hex(self.peek(1))) {
-                    (Some(h), Some(l)) => {
-                        self.pos += 2;
-                        (h * 16 + l) as u8
-                    }
-                    _ => return Err(bad(self, self.pos + 2)),
-                }
-            }
-            b'z' => {
-                while matches!(
-                    self.peek(0),
-                    Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-                ) {
-                    self.pos += 1;
-                }
-                return Ok(());
-            }
-            b'u' => {
-                if self.peek(0) != Some(b'{') {
-                    return Err(bad(self, self.pos));
-                }
-                self.pos += 1;
-                let mut code: u32 = 0;
-                let mut digits = 0;
-                while let Some(d) = self.peek(0).and_then(|d| (d as char).to_digit(16)) {
-                    code = code
-                        .checked_mul(16)
-                        .map(|v| v + d)
-                        .filter(|&v| v <= 0x7FFF_FFFF)
-                        .ok_or_else(|| bad(self, self.pos + 1))?;
-                    digits += 1;
-                    self.pos += 1;
-                }
-                if digits == 0 || self.peek(0) != Some(b'}') {
-                    return Err(bad(self, self.pos + 1));
-                }
-                self.pos += 1;
-                push_utf8_extended(&mut self.buf, code);
-                return Ok(());
-            }
-            b'0'..=b'9' => {
-                let mut value = u32::from(c - b'0');
-                for _ in 0..2 {
-                    match self.peek(0) {
-                        Some(d @ b'0'..=b'9') => {
-                            value = value * 10 + u32::from(d - b'0');
-                            self.pos += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                if value > 255 {
-                    return Err(bad(self, self.pos));
-                }
-                value as u8
-            }
-            _ => return Err(bad(self, self.pos)),
-        };
-        self.buf.push(byte);
-        Ok(())
-    }
-
     fn numeral(&mut self) -> Result<Tok, ParseError> {
         let start = self.start;
         // Fast path: a short plain decimal integer, the most common number in game data.
@@ -639,44 +396,6 @@ impl Lexer<'_> {
         self.pos = i;
         Some(value)
     }
-}
-
-/// Offset of the `]=*]` closing a long bracket of `level` in `body`.
-fn find_long_close(body: &[u8], level: usize) -> Option<usize> {
-    let mut i = 0;
-    while let Some(found) = body[i..].iter().position(|&c| c == b']') {
-        let at = i + found;
-        let eqs = body[at + 1..]
-            .iter()
-            .take(level)
-            .take_while(|&&c| c == b'=')
-            .count();
-        if eqs == level && body.get(at + 1 + level) == Some(&b']') {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
-}
-
-/// UTF-8 as Lua 5.4 writes `\u{...}`: up to 6 bytes for code points up to 2^31.
-fn push_utf8_extended(out: &mut Vec<u8>, code: u32) {
-    if code < 0x80 {
-        out.push(code as u8);
-        return;
-    }
-    let mut tail = [0u8; 6];
-    let mut n = 0;
-    let mut x = code;
-    let mut first_max = 0x3f;
-    while x > first_max {
-        tail[n] = 0x80 | (x & 0x3f) as u8;
-        n += 1;
-        x >>= 6;
-        first_max >>= 1;
-    }
-    out.push(((!first_max << 1) as u8) | x as u8);
-    out.extend(tail[..n].iter().rev());
 }
 
 #[cfg(test)]
