@@ -186,7 +186,7 @@ impl Dumper<'_> {
             ffi::LUA_TSTRING => {
                 if mode != Mode::Count {
                     let key = bytes_at(l, -2);
-                    w.string_key_known(key, self.s.identifiers.is_identifier(key));
+                    w.string_key(key, self.s.identifiers.is_identifier(key));
                 }
             }
             ffi::LUA_TNUMBER => {

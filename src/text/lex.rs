@@ -279,23 +279,6 @@ impl<'a> Lexer<'a> {
 
     fn numeral(&mut self) -> Result<Tok, ParseError> {
         let start = self.start;
-        // Fast path: a short plain decimal integer, the most common number in game data.
-        if self.has_integers {
-            let digits = &self.src[start..self.src.len().min(start + 18)];
-            let n = digits
-                .iter()
-                .position(|d| !d.is_ascii_digit())
-                .unwrap_or(digits.len());
-            let follows = self.src.get(start + n).copied().unwrap_or(b' ');
-            if n < 18 && !NAME_CHARS[follows as usize] && follows != b'.' {
-                let v = digits[..n]
-                    .iter()
-                    .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
-                self.pos = start + n;
-                self.number = Num::Int(v);
-                return Ok(Tok::Num);
-            }
-        }
         if let Some(n) = self.decimal_numeral(start) {
             self.number = n;
             return Ok(Tok::Num);

@@ -1,7 +1,7 @@
 //! The text writer's output buffer and its punctuation; the binding walks the values.
 //! Every table is written as a constructor: positional items first, then `name=`/`[key]=`.
 
-use super::escape::{is_identifier, write_string};
+use super::escape::write_string;
 use super::number::{write_double_untyped, write_float, write_int};
 
 pub struct Writer {
@@ -66,13 +66,8 @@ impl Writer {
         }
     }
 
-    /// A string key: `name=` when it is an identifier, `["..."]=` otherwise.
-    pub fn string_key(&mut self, key: &[u8]) {
-        self.string_key_known(key, is_identifier(key));
-    }
-
-    /// `string_key` for a caller that already knows whether `key` is an identifier.
-    pub fn string_key_known(&mut self, key: &[u8], identifier: bool) {
+    /// A string key: `name=` when the caller found it is an identifier, `["..."]=` otherwise.
+    pub fn string_key(&mut self, key: &[u8], identifier: bool) {
         if identifier {
             // Field names are short: a byte loop beats a call to memcpy.
             self.out.reserve(key.len() + 1);

@@ -640,7 +640,7 @@ impl Model {
                     }
                     for (k, val) in &t.keyed {
                         match k {
-                            GV::Str(s) => w.string_key(s),
+                            GV::Str(s) => w.string_key(s, is_identifier(s)),
                             _ => {
                                 w.open_key();
                                 self.value(w, k, slot);
