@@ -164,18 +164,22 @@ local function fire(call, ok, a, b, c)
   end
 end
 
+-- Queues an outcome for the next poll.
+local function enqueue(call, ok, a, b, c)
+  queue_tail = queue_tail + 1
+  queue[queue_tail] = { call, ok, a, b, c }
+end
+
 local function deliver(call, ok, a, b, c)
   if inside_run_mfa > 0 then
-    queue_tail = queue_tail + 1
-    queue[queue_tail] = { call, ok, a, b, c }
+    enqueue(call, ok, a, b, c)
   else
     fire(call, ok, a, b, c)
   end
 end
 
 local function fail_later(call, kind, message)
-  queue_tail = queue_tail + 1
-  queue[queue_tail] = { call, false, kind, message }
+  enqueue(call, false, kind, message)
 end
 
 ------------------------------------------------------------------------------------------------
