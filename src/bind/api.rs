@@ -71,9 +71,21 @@ pub unsafe fn type_name(l: *mut lua_State, idx: c_int) -> &'static str {
 /// # Safety
 /// A valid state, called from a C function.
 pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
-    ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+    push_bytes(l, msg.as_bytes());
     drop(msg);
     ffi::lua_error(l)
+}
+
+/// Largest buffer a C function keeps between calls; a bigger one is released after use.
+pub const KEEP_BUFFER_BYTES: usize = 1 << 20;
+
+/// Pushes `bytes` as a Lua string.
+///
+/// # Safety
+/// A valid state with a free stack slot.
+#[inline]
+pub unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
+    ffi::lua_pushlstring(l, bytes.as_ptr() as *const _, bytes.len());
 }
 
 /// The type of this crate's C functions. They return the result count as a full register:

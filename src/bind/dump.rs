@@ -9,7 +9,7 @@
 mod graph;
 mod scratch;
 
-use super::api::{bad_argument, bytes_at, guarded, number_at, type_name, Num};
+use super::api::{bad_argument, bytes_at, guarded, number_at, push_bytes, type_name, Num};
 use super::args::{limit_field, opts_table, string_field};
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
@@ -503,7 +503,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
         let (limits, name) = dump_options(l)?;
         let root = name.as_deref().unwrap_or("value");
         dump_at(l, 1, limits, root, None, |text| {
-            ffi::lua_pushlstring(l, text.as_ptr() as *const _, text.len());
+            push_bytes(l, text);
         })?;
         Ok(1)
     })

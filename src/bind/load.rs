@@ -1,7 +1,7 @@
 //! `remote_runner.load(text [, opts]) -> true, value | false, err`: the parser drives a
 //! builder that makes Lua values directly on the Lua stack.
 
-use super::api::{bad_argument, bytes_at, guarded, push_int, type_name, HAS_INTEGERS};
+use super::api::{bad_argument, bytes_at, guarded, push_bytes, push_int, type_name, HAS_INTEGERS};
 use super::args::{limit_field, opts_table};
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::limits::LoadLimits;
@@ -278,7 +278,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
         if let Err(msg) = load_at(l, 1, &limits) {
             ffi::lua_pop(l, 1);
             ffi::lua_pushboolean(l, 0);
-            ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+            push_bytes(l, msg.as_bytes());
         }
         Ok(2)
     })

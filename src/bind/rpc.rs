@@ -2,7 +2,10 @@
 //! layer (`lua/remote_runner.lua`, `lua/svc_run_lua.lua`). Each message is built or read in
 //! one call, without the dump text passing through a Lua string.
 
-use super::api::{bad_argument, bytes_at, guarded, number_at, push_int, type_name, Num};
+use super::api::{
+    bad_argument, bytes_at, guarded, number_at, push_bytes, push_int, type_name, Num,
+    KEEP_BUFFER_BYTES,
+};
 use super::dump::dump_at;
 use super::load::load_bytes;
 use crate::rpc::wire::{
@@ -17,9 +20,6 @@ thread_local! {
     /// The message being written, kept between calls.
     static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
-
-/// Largest message buffer kept between calls.
-const KEEP_BYTES: usize = 1 << 20;
 
 fn too_large(what: &str, len: usize, max_bytes: usize) -> String {
     format!(
@@ -53,15 +53,11 @@ unsafe fn push_message(
             push_bytes(l, &out);
             Ok(())
         };
-        if out.capacity() <= KEEP_BYTES {
+        if out.capacity() <= KEEP_BUFFER_BYTES {
             cell.replace(out);
         }
         result
     })
-}
-
-unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
-    ffi::lua_pushlstring(l, bytes.as_ptr() as *const _, bytes.len());
 }
 
 unsafe fn string_arg<'a>(l: *mut lua_State, idx: c_int, fname: &str) -> Result<&'a [u8], String> {

@@ -2,7 +2,7 @@
 //! state.
 
 use super::{Level, Node};
-use crate::bind::api::HAS_INTEGERS;
+use crate::bind::api::{HAS_INTEGERS, KEEP_BUFFER_BYTES};
 use crate::text::escape::is_identifier;
 use crate::text::writer::Writer;
 use std::cell::RefCell;
@@ -87,7 +87,7 @@ impl Scratch {
 
     /// Releases what one unusually large dump made grow.
     pub(super) fn trim(&mut self) {
-        if self.writer.out.capacity() > KEEP_BYTES {
+        if self.writer.out.capacity() > KEEP_BUFFER_BYTES {
             self.writer.out = Vec::with_capacity(256);
         }
         if self.nodes.capacity() > 4096 {
@@ -102,6 +102,3 @@ impl Scratch {
 thread_local! {
     pub(super) static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
 }
-
-/// Largest buffer kept between calls; a bigger one is released after use.
-const KEEP_BYTES: usize = 1 << 20;
