@@ -5,19 +5,18 @@ use mlua::ffi::{self, lua_State};
 use std::ffi::CString;
 use std::os::raw::c_int;
 
-/// Positive integer field `name` of the table at `idx`, if present.
+/// Positive integer field `name` of the options table that is argument `arg`, if present.
 ///
 /// # Safety
-/// `idx` holds a table; one free stack slot.
+/// Argument `arg` is a table; one free stack slot.
 pub unsafe fn limit_field(
     l: *mut lua_State,
-    idx: c_int,
     arg: c_int,
     fname: &str,
     name: &str,
 ) -> Result<Option<usize>, String> {
     let key = CString::new(name).expect("field names have no NUL");
-    ffi::lua_getfield(l, idx, key.as_ptr());
+    ffi::lua_getfield(l, arg, key.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
         // `as usize` saturates, so a huge float means "no practical limit".
@@ -38,19 +37,18 @@ pub unsafe fn limit_field(
     })
 }
 
-/// String field `name` of the table at `idx`, if present.
+/// String field `name` of the options table that is argument `arg`, if present.
 ///
 /// # Safety
-/// `idx` holds a table; one free stack slot.
+/// Argument `arg` is a table; one free stack slot.
 pub unsafe fn string_field(
     l: *mut lua_State,
-    idx: c_int,
     arg: c_int,
     fname: &str,
     name: &str,
 ) -> Result<Option<String>, String> {
     let key = CString::new(name).expect("field names have no NUL");
-    ffi::lua_getfield(l, idx, key.as_ptr());
+    ffi::lua_getfield(l, arg, key.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
         ffi::LUA_TSTRING => Ok(Some(

@@ -424,13 +424,13 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
     let mut limits = DumpLimits::default();
     let mut name = None;
     if opts_table(l, 2, "dump")? {
-        if let Some(v) = limit_field(l, 2, 2, "dump", "maxdepth")? {
+        if let Some(v) = limit_field(l, 2, "dump", "maxdepth")? {
             limits.max_depth = v;
         }
-        if let Some(v) = limit_field(l, 2, 2, "dump", "maxbytes")? {
+        if let Some(v) = limit_field(l, 2, "dump", "maxbytes")? {
             limits.max_bytes = v;
         }
-        name = string_field(l, 2, 2, "dump", "name")?;
+        name = string_field(l, 2, "dump", "name")?;
     }
     Ok((limits, name))
 }

@@ -204,13 +204,13 @@ thread_local! {
 unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
     let mut limits = LoadLimits::default();
     if opts_table(l, 2, "load")? {
-        if let Some(v) = limit_field(l, 2, 2, "load", "maxdepth")? {
+        if let Some(v) = limit_field(l, 2, "load", "maxdepth")? {
             limits.max_depth = v;
         }
-        if let Some(v) = limit_field(l, 2, 2, "load", "maxbytes")? {
+        if let Some(v) = limit_field(l, 2, "load", "maxbytes")? {
             limits.max_bytes = v;
         }
-        if let Some(v) = limit_field(l, 2, 2, "load", "maxnodes")? {
+        if let Some(v) = limit_field(l, 2, "load", "maxnodes")? {
             limits.max_nodes = v;
         }
     }
