@@ -269,11 +269,9 @@ impl Dumper<'_> {
                 Mode::Count => {
                     if let Some(node) = self.s.nodes.get_mut(&ptr) {
                         node.refs += 1;
-                        ffi::lua_pop(l, 1);
-                        self.s.levels[n - 1].phase = Phase::Next;
+                        self.next_entry();
                         return Ok(());
                     }
-                    self.check_depth()?;
                     self.discover(ptr);
                 }
                 Mode::Inline => {
@@ -281,8 +279,7 @@ impl Dumper<'_> {
                     if j != 0 {
                         write_shared_ref(&mut self.s.writer, j);
                         self.s.writer.end_field();
-                        ffi::lua_pop(l, 1);
-                        self.s.levels[n - 1].phase = Phase::Next;
+                        self.next_entry();
                         return Ok(());
                     }
                 }
@@ -297,9 +294,16 @@ impl Dumper<'_> {
         if mode != Mode::Count {
             self.s.writer.end_field();
         }
-        ffi::lua_pop(l, 1);
-        self.s.levels[n - 1].phase = Phase::Next;
+        self.next_entry();
         Ok(())
+    }
+
+    /// The current entry is done: pops its value; `lua_next` comes next.
+    unsafe fn next_entry(&mut self) {
+        ffi::lua_pop(self.l, 1);
+        if let Some(level) = self.s.levels.last_mut() {
+            level.phase = Phase::Next;
+        }
     }
 
     unsafe fn check_depth(&self) -> Result<(), Failure> {
