@@ -311,7 +311,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     first,
                     built: false,
                 });
-                if self.field_start()? {
+                if self.fields(false)? {
                     continue 'value;
                 }
             } else if !self.scalar()? {
@@ -359,25 +359,31 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     Some(Frame::Table { .. }) | None => unreachable!("tables close in field_end"),
                 }
                 // After a field of the table now on top.
-                match self.tok {
-                    Tok::Comma | Tok::Semi => {
-                        self.advance()?;
-                        if self.field_start()? {
-                            continue 'value;
-                        }
-                    }
-                    Tok::RBrace => self.close_table()?,
-                    _ => return Err(self.unexpected("',' or '}' in a table")),
+                if self.fields(true)? {
+                    continue 'value;
                 }
             }
         }
     }
 
-    /// At the start of a field (or the closing brace) of the table on top of the frames.
-    /// Fields whose value is a scalar are finished here, one after another; returns true
-    /// when a value must be parsed next (its frame is pushed), false when the table closed.
-    fn field_start(&mut self) -> Result<bool, ParseError> {
+    /// The fields of the table on top of the frames, from its start or (`after_field`) right
+    /// after a field. Fields whose value is a scalar are finished here, one after another;
+    /// returns true when a value must be parsed next (its frame is pushed), false when the
+    /// table closed.
+    fn fields(&mut self, after_field: bool) -> Result<bool, ParseError> {
+        let mut separator_due = after_field;
         loop {
+            if separator_due {
+                match self.tok {
+                    Tok::Comma | Tok::Semi => self.advance()?,
+                    Tok::RBrace => {
+                        self.close_table()?;
+                        return Ok(false);
+                    }
+                    _ => return Err(self.unexpected("',' or '}' in a table")),
+                }
+            }
+            separator_due = true;
             let kind = match self.tok {
                 Tok::RBrace => {
                     self.close_table()?;
@@ -408,14 +414,6 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 return Ok(true);
             }
             self.add_entry(kind)?;
-            match self.tok {
-                Tok::Comma | Tok::Semi => self.advance()?,
-                Tok::RBrace => {
-                    self.close_table()?;
-                    return Ok(false);
-                }
-                _ => return Err(self.unexpected("',' or '}' in a table")),
-            }
         }
     }
 
