@@ -81,8 +81,9 @@ struct Dumper<'a> {
 impl Dumper<'_> {
     unsafe fn walk(&mut self, idx: c_int, mode: Mode) -> Result<(), Failure> {
         let l = self.l;
-        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
-            return self.scalar(idx, mode);
+        let kind = ffi::lua_type(l, idx);
+        if kind != ffi::LUA_TTABLE {
+            return self.scalar(kind, idx, mode);
         }
         self.s.levels.clear();
         self.room()?;
@@ -258,7 +259,8 @@ impl Dumper<'_> {
     unsafe fn value(&mut self, mode: Mode) -> Result<(), Failure> {
         let l = self.l;
         let n = self.s.levels.len();
-        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+        let kind = ffi::lua_type(l, -1);
+        if kind == ffi::LUA_TTABLE {
             let ptr = ffi::lua_topointer(l, -1) as usize;
             match mode {
                 Mode::Fast => {
@@ -290,7 +292,7 @@ impl Dumper<'_> {
             self.enter(mode);
             return Ok(());
         }
-        self.scalar(-1, mode)?;
+        self.scalar(kind, -1, mode)?;
         if mode != Mode::Count {
             self.s.writer.end_field();
         }
@@ -318,12 +320,12 @@ impl Dumper<'_> {
         Ok(())
     }
 
-    /// Writes the non-table value at `idx`, or fails naming its path.
-    unsafe fn scalar(&mut self, idx: c_int, mode: Mode) -> Result<(), Failure> {
+    /// Writes the non-table value at `idx`, of type `kind`, or fails naming its path.
+    unsafe fn scalar(&mut self, kind: c_int, idx: c_int, mode: Mode) -> Result<(), Failure> {
         let l = self.l;
         let w = &mut self.s.writer;
         let writing = mode != Mode::Count;
-        match ffi::lua_type(l, idx) {
+        match kind {
             ffi::LUA_TNIL | ffi::LUA_TNONE => {
                 if writing {
                     w.nil()

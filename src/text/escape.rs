@@ -69,54 +69,89 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         *base = b'"';
         w += 1;
         let mut i = 0;
+        // Bytes before this offset go one at a time: their chunk needed care. Binary data
+        // fails chunk after chunk, so each failure doubles the stretch before the next try.
+        let mut bytewise_until = 0;
+        let mut backoff = 8;
         while i < s.len() {
             let c = s[i];
-            match CLASS[c as usize] {
-                PLAIN => {
+            if c >= 0x80 {
+                let n = utf8_sequence_len(&s[i..]);
+                if n == 0 {
+                    // Bytes >= 128 always take three digits: one four-byte store.
+                    std::ptr::write_unaligned(
+                        base.add(w) as *mut [u8; 4],
+                        HIGH_ESCAPES[c as usize - 128],
+                    );
+                    w += 4;
+                    i += 1;
+                } else {
+                    std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
+                    w += n;
+                    i += n;
+                }
+                continue;
+            }
+            if CLASS[c as usize] == PLAIN {
+                if i < bytewise_until || i + 8 > s.len() {
                     *base.add(w) = c;
                     w += 1;
                     i += 1;
+                    continue;
                 }
-                HIGH => {
-                    let n = utf8_sequence_len(&s[i..]);
-                    if n == 0 {
-                        // Bytes >= 128 always take three digits: one four-byte store.
-                        std::ptr::write_unaligned(
-                            base.add(w) as *mut [u8; 4],
-                            HIGH_ESCAPES[c as usize - 128],
-                        );
-                        w += 4;
-                        i += 1;
-                    } else {
-                        std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
-                        w += n;
-                        i += n;
+                // Runs of plain ASCII, the usual content, move eight bytes at a time.
+                loop {
+                    let chunk = u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+                    if needs_care(chunk) {
+                        bytewise_until = i + backoff;
+                        backoff = (backoff * 2).min(512);
+                        break;
+                    }
+                    backoff = 8;
+                    std::ptr::write_unaligned(base.add(w) as *mut u64, chunk.to_le());
+                    w += 8;
+                    i += 8;
+                    if i + 8 > s.len() {
+                        break;
                     }
                 }
-                _ => {
-                    let named = match c {
-                        b'"' => b'"',
-                        b'\\' => b'\\',
-                        b'\n' => b'n',
-                        b'\r' => b'r',
-                        b'\t' => b't',
-                        _ => 0,
-                    };
-                    if named != 0 {
-                        *base.add(w) = b'\\';
-                        *base.add(w + 1) = named;
-                        w += 2;
-                    } else {
-                        w += write_decimal_escape(base.add(w), c, s.get(i + 1));
-                    }
-                    i += 1;
-                }
+                continue;
             }
+            let named = match c {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                _ => 0,
+            };
+            if named != 0 {
+                *base.add(w) = b'\\';
+                *base.add(w + 1) = named;
+                w += 2;
+            } else {
+                w += write_decimal_escape(base.add(w), c, s.get(i + 1));
+            }
+            i += 1;
         }
         *base.add(w) = b'"';
         w += 1;
         out.set_len(start + w);
     }
+}
+
+/// Whether any of the eight bytes is not plain printable ASCII (a control byte, DEL, `"`,
+/// `\\` or a byte >= 0x80). False alarms are allowed: they only take the byte-wise path.
+#[inline]
+fn needs_care(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGHS;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    let special = has_zero(x ^ (ONES * u64::from(b'"')))
+        | has_zero(x ^ (ONES * u64::from(b'\\')))
+        | has_zero(x ^ (ONES * 0x7f));
+    (x & HIGHS) | below_space | special != 0
 }
 
 /// Writes `\ddd` at `dst` and returns its length: padded to three digits when a digit follows
@@ -172,6 +207,24 @@ mod tests {
         assert_eq!(lit(b"\xC0\x80"), r#""\192\128""#);
         assert_eq!(lit(b"\xED\xA0\x80"), r#""\237\160\128""#);
         assert_eq!(lit(b"\xF4\x90\x80\x80"), r#""\244\144\128\128""#);
+    }
+
+    #[test]
+    fn escapes_at_every_position_of_a_long_run() {
+        for special in [b'"', b'\\', b'\n', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+            for at in 0..20 {
+                let mut s = b"abcdefghijklmnopqrst".to_vec();
+                s[at] = special;
+                let expected: String = s
+                    .iter()
+                    .map(|&c| {
+                        let one = lit(&[c]);
+                        one[1..one.len() - 1].to_string()
+                    })
+                    .collect();
+                assert_eq!(lit(&s), format!("\"{expected}\""), "{special:#x} at {at}");
+            }
+        }
     }
 
     #[test]

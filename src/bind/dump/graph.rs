@@ -89,7 +89,7 @@ impl Dumper<'_> {
                 }
                 _ => {
                     w.raw(b"[");
-                    self.scalar(-2, Mode::Inline)?;
+                    self.scalar(ffi::lua_type(l, -2), -2, Mode::Inline)?;
                     self.s.writer.raw(b"]");
                 }
             }

@@ -65,11 +65,52 @@ impl IdentifierCache {
     }
 }
 
+/// Tables a plain dump has entered. Most values hold a few tables, where a short list beats
+/// hashing; past `FEW` the set takes over.
+#[derive(Default)]
+pub(super) struct Visited {
+    few: Vec<usize>,
+    many: HashSet<usize, ByAddress>,
+}
+
+impl Visited {
+    const FEW: usize = 16;
+
+    pub(super) fn clear(&mut self) {
+        self.few.clear();
+        if !self.many.is_empty() {
+            self.many.clear();
+        }
+    }
+
+    /// False when `ptr` was entered already.
+    #[inline]
+    pub(super) fn insert(&mut self, ptr: usize) -> bool {
+        if self.many.is_empty() {
+            if self.few.contains(&ptr) {
+                return false;
+            }
+            if self.few.len() < Self::FEW {
+                self.few.push(ptr);
+                return true;
+            }
+            self.many.extend(self.few.drain(..));
+        }
+        self.many.insert(ptr)
+    }
+
+    fn trim(&mut self) {
+        if self.many.capacity() > 4096 {
+            self.many = HashSet::default();
+        }
+    }
+}
+
 /// Buffers kept per thread between calls, so a dump allocates nothing in the steady state.
 pub(super) struct Scratch {
     pub(super) writer: Writer,
     pub(super) levels: Vec<Level>,
-    pub(super) visited: HashSet<usize, ByAddress>,
+    pub(super) visited: Visited,
     pub(super) nodes: HashMap<usize, Node, ByAddress>,
     pub(super) identifiers: IdentifierCache,
 }
@@ -79,7 +120,7 @@ impl Scratch {
         Scratch {
             writer: Writer::new(HAS_INTEGERS),
             levels: Vec::with_capacity(16),
-            visited: HashSet::default(),
+            visited: Visited::default(),
             nodes: HashMap::default(),
             identifiers: IdentifierCache::new(),
         }
@@ -93,9 +134,7 @@ impl Scratch {
         if self.nodes.capacity() > 4096 {
             self.nodes = HashMap::default();
         }
-        if self.visited.capacity() > 4096 {
-            self.visited = HashSet::default();
-        }
+        self.visited.trim();
     }
 }
 
