@@ -100,6 +100,19 @@ impl Builder for LuaBuilder {
         let first = base as c_int + 1;
         let keyed = entries.len() - items;
         self.reserve(4)?;
+        if keyed == 0 && items > 0 {
+            // Only positional items: no key can collide, so any order gives Lua's table. The
+            // table goes under the items, which are then stored from the top, without copies.
+            unsafe {
+                ffi::lua_createtable(l, items as c_int, 0);
+                ffi::lua_insert(l, first);
+                for index in (1..=items).rev() {
+                    ffi::lua_rawseti(l, first, index as _);
+                }
+            }
+            self.top = first;
+            return Ok(());
+        }
         // Sized once, then filled in the order Lua's own constructor stores entries.
         unsafe {
             ffi::lua_createtable(l, items as c_int, keyed as c_int);

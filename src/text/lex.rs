@@ -329,29 +329,42 @@ impl Lexer<'_> {
         }
         let int_digits = i - start;
         let mut is_float = false;
+        // Every digit of the mantissa, as read; exact while there are at most 19 of them.
+        let mut mantissa = int_value;
+        let mut frac_digits = 0;
         if src.get(i) == Some(&b'.') {
             is_float = true;
             i += 1;
             let frac_start = i;
             while is_digit(i) {
+                mantissa = mantissa
+                    .wrapping_mul(10)
+                    .wrapping_add(u64::from(src[i] - b'0'));
                 i += 1;
             }
-            if int_digits == 0 && i == frac_start {
+            frac_digits = i - frac_start;
+            if int_digits == 0 && frac_digits == 0 {
                 return None;
             }
         }
+        let mut exponent: i64 = 0;
         if matches!(src.get(i), Some(b'e' | b'E')) {
             is_float = true;
             i += 1;
+            let negative = src.get(i) == Some(&b'-');
             if matches!(src.get(i), Some(b'+' | b'-')) {
                 i += 1;
             }
             let exp_start = i;
             while is_digit(i) {
+                exponent = (exponent * 10 + i64::from(src[i] - b'0')).min(1 << 20);
                 i += 1;
             }
             if i == exp_start {
                 return None;
+            }
+            if negative {
+                exponent = -exponent;
             }
         }
         if src
@@ -371,6 +384,12 @@ impl Lexer<'_> {
             } else {
                 return None;
             }
+        } else if let Some(v) = exact_decimal(
+            mantissa,
+            int_digits + frac_digits,
+            exponent - frac_digits as i64,
+        ) {
+            Num::Float(v)
         } else {
             // SAFETY: the span holds only ASCII digits, '.', 'e'/'E' and a sign.
             let text = unsafe { std::str::from_utf8_unchecked(&src[start..i]) };
@@ -381,9 +400,78 @@ impl Lexer<'_> {
     }
 }
 
+/// `mantissa * 10^exponent` when one rounding gives the exact answer: the mantissa (read
+/// from `digits` digits) fits in a double's 53 bits and `10^|exponent|` is itself exact, so
+/// the one multiplication or division rounds correctly. `None` sends the caller to the full
+/// parser.
+#[inline]
+fn exact_decimal(mantissa: u64, digits: usize, exponent: i64) -> Option<f64> {
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    if digits > 19 || mantissa >= 1 << 53 || !(-22..=22).contains(&exponent) {
+        return None;
+    }
+    let m = mantissa as f64;
+    let power = POWERS[exponent.unsigned_abs() as usize];
+    Some(if exponent < 0 { m / power } else { m * power })
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_keyword;
+
+    #[test]
+    fn short_decimals_read_exactly_like_the_full_parser() {
+        let mut texts: Vec<String> = [
+            "1.5",
+            "2.25",
+            "0.1",
+            "0.3",
+            "123.456",
+            "1e22",
+            "1e23",
+            "9007199254740993.0",
+            "4.9e-324",
+            "1.7976931348623157e308",
+            "0.000001",
+            "3.14159",
+            "1e-22",
+            "2.5E+3",
+            "00000000000000000001.5",
+            "0.0",
+            "12345678901234567890.5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 42;
+        for _ in 0..20000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let digits = (x >> 40) % 10_000_000_000_000_000;
+            let point = (x >> 20) % 17;
+            let s = digits.to_string();
+            let (a, b) = s.split_at((point as usize).min(s.len()));
+            texts.push(format!(
+                "{}.{}e{}",
+                if a.is_empty() { "0" } else { a },
+                b,
+                (x % 41) as i64 - 20
+            ));
+        }
+        for text in texts {
+            let mut lex = super::Lexer::new(text.as_bytes(), true);
+            assert_eq!(lex.next_token().ok(), Some(super::Tok::Num), "{text}");
+            let expected: f64 = text.parse().expect("valid float text");
+            match lex.number {
+                super::Num::Float(v) => assert_eq!(v.to_bits(), expected.to_bits(), "{text}"),
+                other => panic!("{text} read as {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn keywords_exactly() {
