@@ -68,14 +68,21 @@ pub unsafe fn string_field(
 ///
 /// # Safety
 /// A valid state.
+#[inline]
 pub unsafe fn opts_table(l: *mut lua_State, arg: c_int, fname: &str) -> Result<bool, String> {
     match ffi::lua_type(l, arg) {
         ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(false),
         ffi::LUA_TTABLE => Ok(true),
-        _ => Err(bad_argument(
-            arg,
-            fname,
-            format!("table expected, got {}", type_name(l, arg)),
-        )),
+        _ => Err(not_a_table(l, arg, fname)),
     }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn not_a_table(l: *mut lua_State, arg: c_int, fname: &str) -> String {
+    bad_argument(
+        arg,
+        fname,
+        format!("table expected, got {}", type_name(l, arg)),
+    )
 }
