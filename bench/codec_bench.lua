@@ -111,6 +111,20 @@ if not ok_mp then
   mp = nil
 end
 
+-- bench/reference/minbin.c, built by `make bench`: the least work a C binary serializer can do
+-- (no escaping, no checks). Not a competitor: a yardstick for how near the Lua API floor we are.
+local minbin_dir = os.getenv("BENCH_REFERENCE_DIR")
+local minbin
+if minbin_dir and minbin_dir ~= "" then
+  package.cpath = package.cpath .. ";" .. minbin_dir .. "/?.so"
+  local ok_mb, mod = pcall(require, "minbin")
+  if ok_mb then
+    minbin = mod
+  else
+    io.stderr:write("WARNING: minbin yardstick not loaded: ", tostring(mod), "\n")
+  end
+end
+
 -- The functions are the libraries' own, called directly (no wrappers), so
 -- every library pays the same single call per operation.
 local LIBS = {
@@ -119,6 +133,9 @@ local LIBS = {
 }
 if mp then
   LIBS[#LIBS + 1] = { name = "MessagePack", dump = mp.pack, load = mp.unpack }
+end
+if minbin then
+  LIBS[#LIBS + 1] = { name = "minbin", dump = minbin.dump, load = minbin.load }
 end
 
 -- Comparison --------------------------------------------------------------
@@ -260,6 +277,9 @@ out("cjson %s (lua-cjson, C)  [%s]", tostring(cjson._VERSION), find_module("cjso
 if mp then
   out("MessagePack %s (pure Lua)  [%s]", tostring(mp._VERSION), mp_path)
 end
+if minbin then
+  out("minbin (C yardstick: binary, no escaping, no checks)  [%s]", find_module("minbin"))
+end
 out("")
 for _, p in ipairs(PAYLOADS) do out("  %-3s %s", p.name, p.desc) end
 out("")
@@ -303,6 +323,11 @@ for _, p in ipairs(PAYLOADS) do
       pass and "PASS" or "BELOW")
     out("     ratio rr/cjson round trip: %.2f (target ≥ %.1f) %s   [dump %.2f, load %.2f]",
       ratio, p.target, pass and "PASS" or "BELOW", a.dump / b.dump, a.load / b.load)
+    local m = results["minbin"]
+    if m then
+      out("     yardstick minbin/cjson round trip: %.2f; remote_runner reaches %.0f%% of it",
+        m.rt / b.rt, 100 * a.rt / m.rt)
+    end
   else
     below = below + 1
     summary[#summary + 1] = fmt("%s  n/a", p.name)
