@@ -3,7 +3,7 @@
 mod strings;
 
 use super::error::{ParseError, ParseErrorKind};
-use super::number::{parse_numeral, Num};
+use super::number::{decimal_to_f64, parse_numeral, Num};
 use strings::find_long_close;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -384,7 +384,7 @@ impl Lexer<'_> {
             } else {
                 return None;
             }
-        } else if let Some(v) = exact_decimal(
+        } else if let Some(v) = decimal_to_f64(
             mantissa,
             int_digits + frac_digits,
             exponent - frac_digits as i64,
@@ -398,24 +398,6 @@ impl Lexer<'_> {
         self.pos = i;
         Some(value)
     }
-}
-
-/// `mantissa * 10^exponent` when one rounding gives the exact answer: the mantissa (read
-/// from `digits` digits) fits in a double's 53 bits and `10^|exponent|` is itself exact, so
-/// the one multiplication or division rounds correctly. `None` sends the caller to the full
-/// parser.
-#[inline]
-fn exact_decimal(mantissa: u64, digits: usize, exponent: i64) -> Option<f64> {
-    const POWERS: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
-    if digits > 19 || mantissa >= 1 << 53 || !(-22..=22).contains(&exponent) {
-        return None;
-    }
-    let m = mantissa as f64;
-    let power = POWERS[exponent.unsigned_abs() as usize];
-    Some(if exponent < 0 { m / power } else { m * power })
 }
 
 #[cfg(test)]
