@@ -22,6 +22,23 @@ pub unsafe fn number_at(l: *mut lua_State, idx: c_int) -> Num {
     }
 }
 
+/// `number_at` for a table key, in one call on Lua 5.3+: a float key with an integral value
+/// in range is stored as an integer key, so a key that converts to an integer is one.
+///
+/// # Safety
+/// `idx` must hold a number that is a table key.
+#[inline]
+pub unsafe fn key_number_at(l: *mut lua_State, idx: c_int) -> Num {
+    if HAS_INTEGERS {
+        let mut is_integer = 0;
+        let i = ffi::lua_tointegerx(l, idx, &mut is_integer);
+        if is_integer != 0 {
+            return Num::Int(i as i64);
+        }
+    }
+    Num::Float(ffi::lua_tonumber(l, idx))
+}
+
 /// # Safety
 /// A valid state with a free stack slot.
 #[inline]

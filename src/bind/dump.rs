@@ -9,7 +9,9 @@
 mod graph;
 mod scratch;
 
-use super::api::{bad_argument, bytes_at, guarded, number_at, push_bytes, type_name, Num};
+use super::api::{
+    bad_argument, bytes_at, guarded, key_number_at, number_at, push_bytes, type_name, Num,
+};
 use super::args::{limit_field, opts_table, string_field};
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
@@ -192,7 +194,7 @@ impl Dumper<'_> {
             }
             ffi::LUA_TNUMBER => {
                 if mode != Mode::Count {
-                    let num = number_at(l, -2);
+                    let num = key_number_at(l, -2);
                     let level = &mut self.s.levels[n - 1];
                     let next = level.pos + 1;
                     if num == Num::Int(next)

@@ -233,9 +233,65 @@ fn hex_float(digits: &[u8], mut exp2: i64) -> f64 {
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
     if v == i64::MIN {
         out.extend_from_slice(b"-0x8000000000000000");
-    } else {
-        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        return;
     }
+    // Straight into the vector: a sign and at most 19 digits.
+    out.reserve(20);
+    let len = out.len();
+    // SAFETY: 20 bytes of spare capacity were reserved; `set_len` covers the bytes written.
+    unsafe {
+        let mut at = out.as_mut_ptr().add(len);
+        if v < 0 {
+            *at = b'-';
+            at = at.add(1);
+        }
+        let digits = write_digits(at, v.unsigned_abs());
+        out.set_len(len + usize::from(v < 0) + digits);
+    }
+}
+
+/// Two-digit pairs "00" to "99".
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Writes `v` in decimal at `dst` and returns the digit count.
+///
+/// # Safety
+/// `dst` must have room for 20 bytes.
+#[inline]
+unsafe fn write_digits(dst: *mut u8, mut v: u64) -> usize {
+    let len = decimal_len(v);
+    let mut end = len;
+    while v >= 100 {
+        let pair = (v % 100) as usize;
+        v /= 100;
+        end -= 2;
+        std::ptr::copy_nonoverlapping(DIGIT_PAIRS.as_ptr().add(2 * pair), dst.add(end), 2);
+    }
+    if v >= 10 {
+        std::ptr::copy_nonoverlapping(DIGIT_PAIRS.as_ptr().add(2 * v as usize), dst, 2);
+    } else {
+        *dst = b'0' + v as u8;
+    }
+    len
+}
+
+fn decimal_len(v: u64) -> usize {
+    let mut len = 1;
+    let mut bound = 10u64;
+    while len < 20 && v >= bound {
+        len += 1;
+        bound = bound.wrapping_mul(10);
+    }
+    len
 }
 
 /// Appends a float so that Lua 5.3+ reads it back as the same float (subtype included).
@@ -249,8 +305,16 @@ pub fn write_float(out: &mut Vec<u8>, v: f64) {
     } else if v == 0.0 && v.is_sign_negative() {
         out.extend_from_slice(b"-1/(1/0)");
     } else {
-        // ryu writes the shortest text that reads back exactly, always with '.' or 'e'.
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        // ryu writes the shortest text that reads back exactly, always with '.' or 'e', in
+        // at most 24 bytes.
+        out.reserve(24);
+        let len = out.len();
+        // SAFETY: 24 bytes of spare capacity were reserved; `v` is finite; `set_len` covers
+        // the bytes written.
+        unsafe {
+            let written = ryu::raw::format64(v, out.as_mut_ptr().add(len));
+            out.set_len(len + written);
+        }
     }
 }
 
@@ -394,6 +458,22 @@ mod tests {
     #[test]
     fn writes_forms_lua_reads_back() {
         assert_eq!(written(|o| write_int(o, i64::MIN)), "-0x8000000000000000");
+        let mut x: u64 = 99;
+        for shift in 0..64 {
+            for v in [0i64, 1, 9, 10, 99, 100, i64::MAX, -1, -10, -100] {
+                let v = v.wrapping_add((x >> shift) as i64);
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                if v != i64::MIN {
+                    assert_eq!(written(|o| write_int(o, v)), v.to_string());
+                }
+            }
+        }
+        for p in 0..19 {
+            let v = 10i64.pow(p);
+            for w in [v - 1, v, v + 1, -v] {
+                assert_eq!(written(|o| write_int(o, w)), w.to_string());
+            }
+        }
         assert_eq!(written(|o| write_int(o, -5)), "-5");
         assert_eq!(written(|o| write_float(o, 1.0)), "1.0");
         assert_eq!(written(|o| write_float(o, -0.0)), "-1/(1/0)");
