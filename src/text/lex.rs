@@ -169,11 +169,11 @@ impl<'a> Lexer<'a> {
 
     #[inline]
     pub fn next_token(&mut self) -> Result<Tok, ParseError> {
-        if matches!(
-            self.peek(0),
-            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'-')
-        ) {
-            self.skip_space_and_comments()?;
+        match self.peek(0) {
+            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) => self.skip_space_and_comments()?,
+            // A lone '-' is a minus sign (negative numbers): only "--" starts a comment.
+            Some(b'-') if self.peek(1) == Some(b'-') => self.skip_space_and_comments()?,
+            _ => {}
         }
         self.start = self.pos;
         let Some(&c) = self.src.get(self.pos) else {
