@@ -51,7 +51,8 @@ local stats = {
 
 local transport = nil -- nil: the global c_rpc, looked up at each call
 -- Copies of settings read on every call (configure keeps them in step).
-local self_id, max_depth, max_bytes = settings.self_id, settings.max_depth, settings.max_message_bytes
+local self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
+  settings.clock
 local next_call_id = 1
 local pending = {}    -- call id -> call record
 local per_server = {} -- server id -> calls in flight
@@ -196,7 +197,13 @@ local function deliver(call, ok, ...)
   if inside_run_mfa > 0 then
     if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
   elseif ok then
-    succeed(call, ...)
+    -- succeed(call, ...), inlined: this is every answered call's path.
+    stats.completed = stats.completed + 1
+    local on_result = call[ON_RESULT]
+    if on_result then
+      local done, err = xpcall_args(on_result, traceback, ...)
+      if not done then log("error", "callback failed: " .. tostring(err)) end
+    end
   else
     fail_now(call, ...)
   end
@@ -257,51 +264,32 @@ end
 local local_routes = setmetatable({}, { __mode = "k" })
 
 -- Sends the request; false and why when it could not be sent.
-local function send(call, request)
-  local svr_id = call[SVR]
-  if svr_id == self_id and self_id ~= nil then
-    local svc = require("svc_run_lua")
-    local ctx = {}
-    local_routes[ctx] = call[ID]
-    svc.RunMfa(ctx, request)
-    return true
-  end
-  local request_svr
-  if transport then
-    request_svr = transport.request_svr
-  else
-    local c_rpc = rawget(_G, "c_rpc")
-    request_svr = type(c_rpc) == "table" and c_rpc.request_svr or nil
-  end
-  if request_svr == nil then
-    return false, "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
-  end
-  local id = call[ID]
-  local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request,
-    function(content, err) return on_response(id, content, err) end)
-  if not ok then return false, "request_svr failed: " .. tostring(result) end
-  if result == false then return false, "request_svr refused the request" end
-  return true
+-- A request to this server itself: served here, its reply routed back to on_response.
+local function send_local(id, request)
+  local svc = require("svc_run_lua")
+  local ctx = {}
+  local_routes[ctx] = id
+  svc.RunMfa(ctx, request)
 end
 
--- The default timeout of a call: inside a served function, no longer than what is left of
--- the caller's budget (the callee would answer to nobody after that).
-local function default_timeout()
-  local timeout = settings.timeout
-  if internal.serving > 0 then
-    local state = workers[co_running()]
-    local deadline = state and state.busy and state.deadline
-    if deadline then
-      local left = deadline - settings.clock()
-      if left < timeout then timeout = left > MIN_TIMEOUT and left or MIN_TIMEOUT end
-    end
+-- A nested call's default timeout: no longer than what is left of the budget of the served
+-- call it runs in (the callee would answer to nobody after that).
+local function nested_timeout(timeout)
+  local state = workers[co_running()]
+  local deadline = state and state.busy and state.deadline
+  if deadline then
+    local left = deadline - clock()
+    if left < timeout then timeout = left > MIN_TIMEOUT and left or MIN_TIMEOUT end
   end
   return timeout
 end
 
 -- Starts a call and returns its id; nil (nothing done) when an argument has the wrong type.
 local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
-  timeout = timeout or default_timeout()
+  if not timeout then
+    timeout = settings.timeout
+    if internal.serving > 0 then timeout = nested_timeout(timeout) end
+  end
   local id = next_call_id
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
@@ -311,9 +299,10 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     budget_ms, max_depth, max_bytes)
   if request == nil then return nil end
   next_call_id = id + 1
-  local now = settings.clock()
+  local now = clock()
   local deadline = now + timeout
-  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, 0 }
+  local slot = slot_of(deadline)
+  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, slot }
   local in_flight = stats.in_flight
   if in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
@@ -325,17 +314,49 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
       to_server, tostring(svr_id)))
     return id
   end
+  -- In flight from here: counted, and in its timeout slot.
   pending[id] = call
   stats.in_flight = in_flight + 1
   per_server[svr_id] = to_server + 1
-  schedule(call)
+  local bucket = wheel[slot]
+  if bucket then
+    bucket[id] = call
+  else
+    wheel[slot] = { [id] = call }
+  end
   if next_slot == nil then next_slot = slot_of(now) end
   stats.sent = stats.sent + 1
   stats.bytes_out = stats.bytes_out + #request
-  inside_run_mfa = inside_run_mfa + 1
-  local ok, err = send(call, request)
-  inside_run_mfa = inside_run_mfa - 1
-  if not ok and untrack(id) then fail_later(call, "transport", err) end
+  if svr_id == self_id then
+    inside_run_mfa = inside_run_mfa + 1
+    send_local(id, request)
+    inside_run_mfa = inside_run_mfa - 1
+    return id
+  end
+  local request_svr
+  if transport then
+    request_svr = transport.request_svr
+  else
+    local c_rpc = rawget(_G, "c_rpc")
+    request_svr = type(c_rpc) == "table" and c_rpc.request_svr or nil
+  end
+  local err
+  if request_svr == nil then
+    err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
+  else
+    inside_run_mfa = inside_run_mfa + 1
+    local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request,
+      function(content, transport_error) return on_response(id, content, transport_error) end)
+    inside_run_mfa = inside_run_mfa - 1
+    if not ok then
+      err = "request_svr failed: " .. tostring(result)
+    elseif result == false then
+      err = "request_svr refused the request"
+    else
+      return id
+    end
+  end
+  if untrack(id) then fail_later(call, "transport", err) end
   return id
 end
 
@@ -514,7 +535,8 @@ function M.configure(options)
   for key, value in pairs(options) do
     settings[key] = value
   end
-  self_id, max_depth, max_bytes = settings.self_id, settings.max_depth, settings.max_message_bytes
+  self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
+    settings.clock
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()

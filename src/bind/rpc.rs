@@ -81,18 +81,21 @@ unsafe fn integer_at(l: *mut lua_State, idx: c_int) -> Option<i64> {
     }
 }
 
-/// An integer argument, or None for nil.
+/// An integer argument, or None for nil. One C API call in the usual case: these arguments
+/// come from the embedded Lua layer, which passes integers (or integral floats).
 unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i64>, String> {
+    let mut isnum = 0;
+    let v = ffi::lua_tointegerx(l, idx, &mut isnum);
+    if isnum != 0 {
+        return Ok(Some(v as i64));
+    }
     match ffi::lua_type(l, idx) {
-        ffi::LUA_TNUMBER => match integer_at(l, idx) {
-            Some(i) => Ok(Some(i)),
-            None => Err(bad_argument(
-                idx,
-                fname,
-                "number has no integer representation",
-            )),
-        },
         ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(None),
+        ffi::LUA_TNUMBER => Err(bad_argument(
+            idx,
+            fname,
+            "number has no integer representation",
+        )),
         _ => Err(bad_argument(
             idx,
             fname,
@@ -102,10 +105,10 @@ unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i
 }
 
 unsafe fn size_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<usize, String> {
-    if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
-        if let Some(v @ 1..) = integer_at(l, idx) {
-            return Ok(v as usize);
-        }
+    let mut isnum = 0;
+    let v = ffi::lua_tointegerx(l, idx, &mut isnum);
+    if isnum != 0 && v > 0 {
+        return Ok(v as usize);
     }
     Err(bad_argument(idx, fname, "positive integer expected"))
 }
