@@ -36,7 +36,8 @@ function S.disallow_all()
 end
 
 -- A served call runs in a worker coroutine, which keeps one state table for all its jobs:
--- { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy= }. `busy` is true from the
+-- { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy=, results= } (`results`: an
+-- empty table encode_response may use for the results). `busy` is true from the
 -- start of a job until its one reply (internal.workers maps the coroutine to it).
 
 function S.caller()
@@ -93,7 +94,8 @@ local MAX_IDLE = 64
 
 -- Runs one job in the current worker and replies with the results.
 local function serve(state, fn, ...)
-  local bytes, err = encode_response(state.call_id, settings.max_depth, settings.max_message_bytes, fn(...))
+  local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
+    fn(...))
   if not end_job(state) then return end -- answered already (a yield outside rr.call)
   if bytes then
     send_reply(state.ctx, bytes)
@@ -153,7 +155,7 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   else
     co = co_create(worker)
     state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
-      busy = false }
+      busy = false, results = {} }
     workers[co] = state
     fresh = true
   end

@@ -277,25 +277,42 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
     })
 }
 
-/// `encode_response(call_id?, maxdepth, maxbytes, results...)` → bytes, or `nil, message`
-/// when the results cannot be sent (the caller then answers with a runtime error).
+/// Most results that go through the caller's reusable table; more get a table of their own,
+/// so that a kept table never holds a large array part.
+const SCRATCH_RESULTS: c_int = 64;
+
+/// `encode_response(scratch, call_id?, maxdepth, maxbytes, results...)` → bytes, or
+/// `nil, message` when the results cannot be sent (the caller then answers with a runtime
+/// error). `scratch` is an empty table the results are put in for the dump (and taken out
+/// again), which saves a table per call; anything else (or a table that is not empty) and a
+/// new table is used.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> isize {
     guarded(l, "encode_response", || {
         let name = "encode_response";
-        let call_id = int_arg(l, 1, name)?.map(|v| v as u64);
+        let call_id = int_arg(l, 2, name)?.map(|v| v as u64);
         let limits = DumpLimits {
-            max_depth: size_arg(l, 2, name)?,
-            max_bytes: size_arg(l, 3, name)?,
+            max_depth: size_arg(l, 3, name)?,
+            max_bytes: size_arg(l, 4, name)?,
         };
-        // The results go into one array for the dump; `n` is written from the count, so
-        // trailing nils arrive.
-        let count = ffi::lua_gettop(l).max(3) - 3;
-        ffi::lua_settop(l, 3 + count);
-        ffi::lua_checkstack(l, 4);
-        ffi::lua_createtable(l, count, 0);
-        let results = 4 + count;
+        let count = ffi::lua_gettop(l).max(4) - 4;
+        ffi::lua_settop(l, 4 + count);
+        ffi::lua_checkstack(l, 8);
+        let reuse = count <= SCRATCH_RESULTS && ffi::lua_type(l, 1) == ffi::LUA_TTABLE && {
+            ffi::lua_pushnil(l);
+            let empty = ffi::lua_next(l, 1) == 0;
+            ffi::lua_settop(l, 4 + count);
+            empty
+        };
+        if reuse {
+            ffi::lua_pushvalue(l, 1);
+        } else {
+            ffi::lua_createtable(l, count, 0);
+        }
+        // The results in one array for the dump; `n` is written from the count, so trailing
+        // nils arrive.
+        let results = 5 + count;
         for i in 1..=count {
-            ffi::lua_pushvalue(l, 3 + i);
+            ffi::lua_pushvalue(l, 4 + i);
             ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
         }
         let written = dump_at(
@@ -315,6 +332,12 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
                 })
             },
         );
+        if reuse {
+            for i in 1..=count {
+                ffi::lua_pushnil(l);
+                ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
+            }
+        }
         match written {
             Ok(Ok(())) => Ok(1),
             Ok(Err(msg)) | Err(msg) => {
