@@ -247,11 +247,19 @@ local function untrack(id)
 end
 
 local function on_response(id, content, transport_error)
-  local call = untrack(id)
+  local call = pending[id]
   if not call then
     stats.late_replies = stats.late_replies + 1
     return
   end
+  -- untrack(id), inlined: this is every answered call's path.
+  pending[id] = nil
+  stats.in_flight = stats.in_flight - 1
+  local svr_id = call[SVR]
+  local left = per_server[svr_id] - 1
+  per_server[svr_id] = left > 0 and left or nil
+  local bucket = wheel[call[SLOT]]
+  if bucket then bucket[id] = nil end
   if type(content) ~= "string" then
     return deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
   end
@@ -394,8 +402,7 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
 -- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
 -- reply by svc_run_lua; any other coroutine's failure is logged.
-local function resume(co, ...)
-  local ok, err = co_resume(co, ...)
+local function after_resume(co, ok, err)
   local state = workers[co]
   if state and state.busy then
     if not ok then
@@ -406,6 +413,10 @@ local function resume(co, ...)
   elseif not ok then
     log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, tostring(err)))
   end
+end
+
+local function resume(co, ...)
+  return after_resume(co, co_resume(co, ...))
 end
 
 -- Resumes `co` with a call's outcome if it is still parked on that call.
@@ -576,7 +587,7 @@ M.load = core.load
 internal.settings = settings
 internal.stats = stats
 internal.log = log
-internal.resume = resume
+internal.after_resume = after_resume
 internal.workers = workers
 internal.transport = transport
 internal.local_routes = local_routes

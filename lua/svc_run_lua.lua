@@ -4,10 +4,11 @@ local rr, core = ...
 
 local internal = rr._internal
 local settings, stats, log = internal.settings, internal.stats, internal.log
-local resume, workers, local_routes = internal.resume, internal.workers, internal.local_routes
+local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
 local type, tostring, pcall, require, format, rawget = type, tostring, pcall, require, string.format, rawget
-local co_create, co_running, co_yield = coroutine.create, coroutine.running, coroutine.yield
+local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
+  coroutine.resume
 local loaded = package.loaded
 
 local S = {}
@@ -96,7 +97,9 @@ local MAX_IDLE = 64
 local function serve(state, fn, ...)
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
-  if not end_job(state) then return end -- answered already (a yield outside rr.call)
+  if not state.busy then return end -- answered already (a yield outside rr.call)
+  state.busy = false
+  internal.serving = internal.serving - 1
   if bytes then
     send_reply(state.ctx, bytes)
   else
@@ -165,8 +168,14 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
   state.busy = true
   internal.serving = internal.serving + 1
-  if fresh then return resume(co, co, state, fn, ...) end
-  return resume(co, fn, ...)
+  local ok, err
+  if fresh then
+    ok, err = co_resume(co, co, state, fn, ...)
+  else
+    ok, err = co_resume(co, fn, ...)
+  end
+  -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
+  if not ok or state.busy then after_resume(co, ok, err) end
 end
 
 function S.RunMfa(ctx, content)
