@@ -44,10 +44,10 @@ local settings = {
   clock = core.now,
 }
 
-local stats = {
-  sent = 0, completed = 0, failed = {}, timed_out = 0, late_replies = 0,
-  in_flight = 0, bytes_out = 0, bytes_in = 0, served = 0, served_failed = 0,
-}
+-- Counters (rr.stats). The ones every call touches are upvalues, cheaper to update than
+-- table fields; svc_run_lua keeps `served`, `served_failed` and its reply bytes the same way.
+local stats = { failed = {}, timed_out = 0, late_replies = 0 }
+local sent, completed, in_flight, bytes_out, bytes_in = 0, 0, 0, 0, 0
 
 local transport = nil -- nil: the global c_rpc, looked up at each call
 -- Copies of settings read on every call (configure keeps them in step).
@@ -160,7 +160,7 @@ end
 
 -- A user callback's failure is logged with its traceback, never raised into the transport or poll.
 local function succeed(call, ...)
-  stats.completed = stats.completed + 1
+  completed = completed + 1
   local on_result = call[ON_RESULT]
   if on_result then
     local ok, err = xpcall_args(on_result, traceback, ...)
@@ -198,7 +198,7 @@ local function deliver(call, ok, ...)
     if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
   elseif ok then
     -- succeed(call, ...), inlined: this is every answered call's path.
-    stats.completed = stats.completed + 1
+    completed = completed + 1
     local on_result = call[ON_RESULT]
     if on_result then
       local done, err = xpcall_args(on_result, traceback, ...)
@@ -237,7 +237,7 @@ local function untrack(id)
   local call = pending[id]
   if not call then return nil end
   pending[id] = nil
-  stats.in_flight = stats.in_flight - 1
+  in_flight = in_flight - 1
   local svr_id = call[SVR]
   local left = per_server[svr_id] - 1
   per_server[svr_id] = left > 0 and left or nil
@@ -254,7 +254,7 @@ local function on_response(id, content, transport_error)
   end
   -- untrack(id), inlined: this is every answered call's path.
   pending[id] = nil
-  stats.in_flight = stats.in_flight - 1
+  in_flight = in_flight - 1
   local svr_id = call[SVR]
   local left = per_server[svr_id] - 1
   per_server[svr_id] = left > 0 and left or nil
@@ -263,7 +263,7 @@ local function on_response(id, content, transport_error)
   if type(content) ~= "string" then
     return deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
   end
-  stats.bytes_in = stats.bytes_in + #content
+  bytes_in = bytes_in + #content
   return deliver(call, decode_response(content, max_depth, max_bytes))
 end
 
@@ -311,7 +311,6 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   local deadline = now + timeout
   local slot = slot_of(deadline)
   local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, slot }
-  local in_flight = stats.in_flight
   if in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
     return id
@@ -324,7 +323,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   end
   -- In flight from here: counted, and in its timeout slot.
   pending[id] = call
-  stats.in_flight = in_flight + 1
+  in_flight = in_flight + 1
   per_server[svr_id] = to_server + 1
   local bucket = wheel[slot]
   if bucket then
@@ -333,8 +332,8 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     wheel[slot] = { [id] = call }
   end
   if next_slot == nil then next_slot = slot_of(now) end
-  stats.sent = stats.sent + 1
-  stats.bytes_out = stats.bytes_out + #request
+  sent = sent + 1
+  bytes_out = bytes_out + #request
   if svr_id == self_id then
     inside_run_mfa = inside_run_mfa + 1
     send_local(id, request)
@@ -572,11 +571,13 @@ function M.set_transport(t)
 end
 
 function M.stats()
-  local copy = {}
+  local copy = { sent = sent, completed = completed, in_flight = in_flight, bytes_out = bytes_out,
+    bytes_in = bytes_in }
   for key, value in pairs(stats) do copy[key] = value end
   local failed = {}
   for kind, count in pairs(stats.failed) do failed[kind] = count end
   copy.failed = failed
+  internal.service_stats(copy)
   return copy
 end
 
@@ -585,7 +586,8 @@ M.load = core.load
 
 -- Shared with svc_run_lua (same .so, same Lua state); not part of the public API.
 internal.settings = settings
-internal.stats = stats
+-- Until svc_run_lua is loaded, nothing has been served.
+internal.service_stats = function(copy) copy.served, copy.served_failed = 0, 0 end
 internal.log = log
 internal.after_resume = after_resume
 internal.workers = workers

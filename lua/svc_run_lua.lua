@@ -3,7 +3,7 @@
 local rr, core = ...
 
 local internal = rr._internal
-local settings, stats, log = internal.settings, internal.stats, internal.log
+local settings, log = internal.settings, internal.log
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
 local type, tostring, pcall, require, format, rawget = type, tostring, pcall, require, string.format, rawget
@@ -12,6 +12,14 @@ local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.r
 local loaded = package.loaded
 
 local S = {}
+
+-- This side's counters, added to rr.stats() by internal.service_stats.
+local served, served_failed, bytes_out = 0, 0, 0
+
+function internal.service_stats(copy)
+  copy.served, copy.served_failed = served, served_failed
+  copy.bytes_out = copy.bytes_out + bytes_out
+end
 
 -- Deny by default: module name -> true (every function) or { [function name] = true }.
 local allowed = {}
@@ -50,7 +58,7 @@ end
 
 -- Sends a reply to the host's request `ctx` (or back to this server's own call).
 local function send_reply(ctx, content)
-  stats.bytes_out = stats.bytes_out + #content
+  bytes_out = bytes_out + #content
   local local_id = local_routes[ctx]
   if local_id then return internal.on_response(local_id, content) end
   local reply_to
@@ -70,7 +78,7 @@ local function send_reply(ctx, content)
 end
 
 local function reply_error(ctx, call_id, kind, message, remote_traceback)
-  stats.served_failed = stats.served_failed + 1
+  served_failed = served_failed + 1
   send_reply(ctx, encode_error(kind, message, remote_traceback, call_id))
 end
 
@@ -179,7 +187,7 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
 end
 
 function S.RunMfa(ctx, content)
-  stats.served = stats.served + 1
+  served = served + 1
   return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes))
 end
 
