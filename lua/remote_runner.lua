@@ -309,7 +309,10 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   next_call_id = id + 1
   local now = clock()
   local deadline = now + timeout
-  local slot = slot_of(deadline)
+  -- slot_of(deadline), inlined
+  local q = deadline / SLOT_SECONDS
+  local frac = q % 1
+  local slot = frac == frac and q - frac + 1 or q
   local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, slot }
   if in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))

@@ -142,36 +142,37 @@ unsafe fn push_elements(l: *mut lua_State, table: c_int) -> bool {
 
 /// The argument checks `run_mfa` and `call` need, done here where they cost little: server
 /// id a number (not NaN) or a string, names strings, arguments a table whose `n` is absent
-/// or a non-negative integer, on_result absent or a function. The Lua side gives the error.
-unsafe fn call_args_ok(l: *mut lua_State) -> bool {
+/// or a non-negative integer, on_result absent or a function. None when one fails (the Lua
+/// side gives the error), else whether the arguments have an `n`.
+unsafe fn check_call_args(l: *mut lua_State) -> Option<bool> {
     let svr_id_ok = match ffi::lua_type(l, 1) {
         ffi::LUA_TSTRING => true,
         ffi::LUA_TNUMBER => !ffi::lua_tonumber(l, 1).is_nan(),
         _ => false,
     };
-    let n_ok = || {
-        ffi::lua_pushstring(l, c"n".as_ptr());
-        let ok = match ffi::lua_rawget(l, 4) {
-            ffi::LUA_TNIL => true,
-            // What `n >= 0 and n == floor(n)` accepts, math.huge included.
-            ffi::LUA_TNUMBER => match number_at(l, -1) {
-                Num::Int(i) => i >= 0,
-                Num::Float(f) => f >= 0.0 && f == f.floor(),
-            },
-            _ => false,
-        };
-        ffi::lua_pop(l, 1);
-        ok
-    };
-    svr_id_ok
+    if !(svr_id_ok
         && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
         && ffi::lua_type(l, 3) == ffi::LUA_TSTRING
         && ffi::lua_type(l, 4) == ffi::LUA_TTABLE
         && matches!(
             ffi::lua_type(l, 5),
             ffi::LUA_TNIL | ffi::LUA_TNONE | ffi::LUA_TFUNCTION
-        )
-        && n_ok()
+        ))
+    {
+        return None;
+    }
+    ffi::lua_pushstring(l, c"n".as_ptr());
+    let n = match ffi::lua_rawget(l, 4) {
+        ffi::LUA_TNIL => Some(false),
+        // What `n >= 0 and n == floor(n)` accepts, math.huge included.
+        ffi::LUA_TNUMBER => match number_at(l, -1) {
+            Num::Int(i) => (i >= 0).then_some(true),
+            Num::Float(f) => (f >= 0.0 && f == f.floor()).then_some(true),
+        },
+        _ => None,
+    };
+    ffi::lua_pop(l, 1);
+    n
 }
 
 /// `encode_request(svr_id, module, func, args, on_result, caller_id?, call_id, timeout_ms?,
@@ -188,16 +189,13 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             max_depth: size_arg(l, 9, name)?,
             max_bytes: size_arg(l, 10, name)?,
         };
-        if !call_args_ok(l) {
+        ffi::lua_settop(l, 10);
+        let Some(has_n) = check_call_args(l) else {
             return Ok(0);
-        }
+        };
         let module_name = bytes_at(l, 2);
         let function_name = bytes_at(l, 3);
-        ffi::lua_settop(l, 10);
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
-        ffi::lua_pushstring(l, c"n".as_ptr());
-        let has_n = ffi::lua_rawget(l, 4) != ffi::LUA_TNIL;
-        ffi::lua_pop(l, 1);
         let root_n = (!has_n).then(|| ffi::lua_rawlen(l, 4) as i64);
         dump_at(l, 4, limits, "arguments", root_n, |arguments_dump| {
             let request = RequestView {
