@@ -109,7 +109,16 @@ local function serve(state, fn, ...)
   state.busy = false
   internal.serving = internal.serving - 1
   if bytes then
-    send_reply(state.ctx, bytes)
+    -- send_reply(state.ctx, bytes), inlined for the usual case: a host request and a transport.
+    local ctx, transport = state.ctx, internal.transport
+    local reply_to = transport and transport.reply_to
+    if reply_to and not local_routes[ctx] then
+      bytes_out = bytes_out + #bytes
+      local ok, reply_err = pcall(reply_to, ctx, bytes)
+      if not ok then log("error", "reply_to failed: " .. tostring(reply_err)) end
+    else
+      send_reply(ctx, bytes)
+    end
   else
     reply_error(state.ctx, state.call_id, "runtime",
       format("%s.%s returned a value that cannot be sent: %s", state.module, state.func, err))
