@@ -268,10 +268,9 @@ local function on_response(id, content, transport_error)
 end
 
 -- Contexts of requests to this server itself (weak keys) -> the id of the call: svc_run_lua
--- hands their replies to internal.local_reply instead of the transport.
+-- hands their replies to internal.on_response instead of the transport.
 local local_routes = setmetatable({}, { __mode = "k" })
 
--- Sends the request; false and why when it could not be sent.
 -- A request to this server itself: served here, its reply routed back to on_response.
 local function send_local(id, request)
   local svc = require("svc_run_lua")
@@ -401,9 +400,10 @@ end
 -- only if it still waits for that call (its yield may have failed, and it moved on).
 local waiting = setmetatable({}, { __mode = "k" })
 
--- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
--- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
--- reply by svc_run_lua; any other coroutine's failure is logged.
+-- What follows resuming a coroutine (parked in rr.call, or a svc_run_lua worker) with
+-- coroutine.resume's first two results. A served coroutine that fails, or that yields anywhere
+-- but in rr.call, is answered with an error reply by svc_run_lua; any other coroutine's
+-- failure is logged.
 local function after_resume(co, ok, err)
   local state = workers[co]
   if state and state.busy then
