@@ -8,10 +8,10 @@ local unpack = table.unpack or unpack
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local floor = math.floor
 local type, pairs, tostring, pcall, xpcall, select = type, pairs, tostring, pcall, xpcall, select
-local setmetatable, getmetatable, error, next, rawget = setmetatable, getmetatable, error, next, rawget
+local setmetatable, getmetatable, error, rawget = setmetatable, getmetatable, error, rawget
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
-local co_status, co_isyieldable = coroutine.status, coroutine.isyieldable
+local co_isyieldable = coroutine.isyieldable
 local traceback = debug.traceback
 
 local M = {}
@@ -25,7 +25,8 @@ local MIN_TIMEOUT = 0.001
 local MAX_BUDGET_MS = 4294967295
 
 -- Shared with svc_run_lua (filled in at the end of this file and by svc_run_lua).
-local internal = {}
+-- `serving` counts served jobs in progress: while it is 0, no call can be nested in one.
+local internal = { serving = 0 }
 
 local function default_logger(level, message)
   io.stderr:write("[remote_runner] ", level, ": ", message, "\n")
@@ -43,23 +44,29 @@ local settings = {
   clock = core.now,
 }
 
-local stats = {
-  sent = 0, completed = 0, failed = {}, timed_out = 0, late_replies = 0,
-  in_flight = 0, bytes_out = 0, bytes_in = 0, served = 0, served_failed = 0,
-}
+-- Counters (rr.stats). The ones every call touches are upvalues, cheaper to update than
+-- table fields; svc_run_lua keeps `served`, `served_failed` and its reply bytes the same way.
+local stats = { failed = {}, timed_out = 0, late_replies = 0 }
+local sent, completed, in_flight, bytes_out, bytes_in = 0, 0, 0, 0, 0
 
 local transport = nil -- nil: the global c_rpc, looked up at each call
+-- Copies of settings read on every call (configure keeps them in step).
+local self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
+  settings.clock
 local next_call_id = 1
 local pending = {}    -- call id -> call record
 local per_server = {} -- server id -> calls in flight
-local wheel = {}      -- timeout slot -> { [call id] = record }
+local wheel = {}      -- timeout slot -> { [call id] = record }; a bucket lives until its slot expires
 local next_slot = nil -- the first slot poll has not handled yet
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
 local inside_run_mfa = 0
--- Served coroutine -> its job: a failure after a resume becomes an error reply
--- (internal.served_failure, set by svc_run_lua).
-local coroutine_failure = setmetatable({}, { __mode = "k" })
+-- Worker coroutine of svc_run_lua -> its state; while `state.busy`, a failure after a resume
+-- becomes an error reply (internal.served_failure, set by svc_run_lua).
+local workers = setmetatable({}, { __mode = "k" })
+
+-- A call in flight is an array, which is cheaper to build than a record with named fields.
+local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT = 1, 2, 3, 4, 5, 6, 7, 8
 
 local function log(level, message)
   local ok, err = pcall(settings.logger, level, message)
@@ -79,8 +86,8 @@ end
 
 local function new_error(kind, message, call, remote_traceback)
   return setmetatable({
-    kind = kind, message = message, svr_id = call.svr_id, module = call.module, func = call.func,
-    call_id = call.id, traceback = remote_traceback,
+    kind = kind, message = message, svr_id = call[SVR], module = call[MODULE], func = call[FUNC],
+    call_id = call[ID], traceback = remote_traceback,
   }, Error)
 end
 
@@ -96,51 +103,54 @@ local function arg_error(n, fname, expected, value, level)
   error(format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, type(value)), level + 1)
 end
 
-local function check_call_args(fname, svr_id, module_name, function_name, arguments)
+-- The checks encode_request does cheaply, repeated here only to raise the first failure in
+-- Lua's words at the caller of run_mfa / call (`level` 1 is the function calling this one).
+local function check_call_args(fname, level, svr_id, module_name, function_name, arguments)
   local t = type(svr_id)
   if (t ~= "number" and t ~= "string") or svr_id ~= svr_id then
-    arg_error(1, fname, "server id (number or string)", svr_id, 3)
+    arg_error(1, fname, "server id (number or string)", svr_id, level + 1)
   end
-  if type(module_name) ~= "string" then arg_error(2, fname, "string", module_name, 3) end
-  if type(function_name) ~= "string" then arg_error(3, fname, "string", function_name, 3) end
-  if type(arguments) ~= "table" then arg_error(4, fname, "table", arguments, 3) end
+  if type(module_name) ~= "string" then arg_error(2, fname, "string", module_name, level + 1) end
+  if type(function_name) ~= "string" then arg_error(3, fname, "string", function_name, level + 1) end
+  if type(arguments) ~= "table" then arg_error(4, fname, "table", arguments, level + 1) end
   local n = arguments.n
   if n ~= nil and (type(n) ~= "number" or n < 0 or n ~= floor(n)) then
     error(format("bad argument #4 to '%s' (arguments.n must be a non-negative integer, got %s)", fname,
-      tostring(n)), 3)
+      tostring(n)), level + 1)
   end
 end
 
-local function check_opts(n, fname, opts)
+local function check_opts(n, fname, level, opts)
   if opts == nil then return nil, nil end
-  if type(opts) ~= "table" then arg_error(n, fname, "table", opts, 3) end
+  if type(opts) ~= "table" then arg_error(n, fname, "table", opts, level + 1) end
   local on_error, timeout = opts.on_error, opts.timeout
   if on_error ~= nil and type(on_error) ~= "function" then
     error(format("bad argument #%d to '%s' (opts.on_error must be a function, got %s)", n, fname,
-      type(on_error)), 3)
+      type(on_error)), level + 1)
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
     error(format("bad argument #%d to '%s' (opts.timeout must be a positive number of seconds, got %s)", n,
-      fname, tostring(timeout)), 3)
+      fname, tostring(timeout)), level + 1)
   end
   return on_error, timeout
+end
+
+-- Every check of run_mfa, in argument order: raises the first failure at run_mfa's caller.
+local function check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+  check_call_args("run_mfa", 3, svr_id, module_name, function_name, arguments)
+  if on_result ~= nil and type(on_result) ~= "function" then arg_error(5, "run_mfa", "function", on_result, 3) end
+  return check_opts(6, "run_mfa", 3, opts)
 end
 
 ------------------------------------------------------------------------------------------------
 -- Delivery: every callback runs from poll or from a transport callback, never inside run_mfa
 
--- Runs a user callback; its failure is logged, never raised into the transport or poll.
-local protected
-if select(2, xpcall(function(x) return x end, traceback, true)) == true then
-  protected = function(fn, ...)
-    local ok, err = xpcall(fn, traceback, ...)
-    if not ok then log("error", "callback failed: " .. tostring(err)) end
-  end
-else -- PUC Lua 5.1: xpcall passes no arguments
-  protected = function(fn, ...)
+-- xpcall(fn, handler, ...): PUC Lua 5.1's xpcall passes no arguments, so there it gets a closure.
+local xpcall_args = xpcall
+if select(2, xpcall(function(x) return x end, traceback, true)) ~= true then
+  xpcall_args = function(fn, handler, ...)
     local args = pack(...)
-    local ok, err = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
-    if not ok then log("error", "callback failed: " .. tostring(err)) end
+    return xpcall(function() return fn(unpack(args, 1, args.n)) end, handler)
   end
 end
 
@@ -148,210 +158,280 @@ local function count_failure(kind)
   stats.failed[kind] = (stats.failed[kind] or 0) + 1
 end
 
--- ok: results, n | not ok: kind, message, remote traceback
-local function fire(call, ok, a, b, c)
-  if ok then
-    stats.completed = stats.completed + 1
-    if call.on_result then protected(call.on_result, unpack(a, 1, b)) end
-    return
+-- A user callback's failure is logged with its traceback, never raised into the transport or poll.
+local function succeed(call, ...)
+  completed = completed + 1
+  local on_result = call[ON_RESULT]
+  if on_result then
+    local ok, err = xpcall_args(on_result, traceback, ...)
+    if not ok then log("error", "callback failed: " .. tostring(err)) end
   end
-  count_failure(a)
-  local err = new_error(a, b, call, c)
-  if call.on_error then
-    protected(call.on_error, err)
+end
+
+local function fail_now(call, kind, message, remote_traceback)
+  count_failure(kind)
+  local err = new_error(kind, message, call, remote_traceback)
+  local on_error = call[ON_ERROR]
+  if on_error then
+    local ok, cb_err = xpcall_args(on_error, traceback, err)
+    if not ok then log("error", "callback failed: " .. tostring(cb_err)) end
   else
     log("warn", tostring(err))
   end
 end
 
--- Queues an outcome for the next poll.
+-- Queues an outcome for the next poll: true and the results packed, or false, kind, message,
+-- remote traceback.
 local function enqueue(call, ok, a, b, c)
   queue_tail = queue_tail + 1
   queue[queue_tail] = { call, ok, a, b, c }
-end
-
-local function deliver(call, ok, a, b, c)
-  if inside_run_mfa > 0 then
-    enqueue(call, ok, a, b, c)
-  else
-    fire(call, ok, a, b, c)
-  end
 end
 
 local function fail_later(call, kind, message)
   enqueue(call, false, kind, message)
 end
 
+-- Delivers `true, results...` or `false, kind, message, remote traceback` (decode_response's
+-- return values): now, or at the next poll when a call to this server is still inside run_mfa.
+local function deliver(call, ok, ...)
+  if inside_run_mfa > 0 then
+    if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
+  elseif ok then
+    -- succeed(call, ...), inlined: this is every answered call's path.
+    completed = completed + 1
+    local on_result = call[ON_RESULT]
+    if on_result then
+      local done, err = xpcall_args(on_result, traceback, ...)
+      if not done then log("error", "callback failed: " .. tostring(err)) end
+    end
+  else
+    fail_now(call, ...)
+  end
+end
+
 ------------------------------------------------------------------------------------------------
 -- Bookkeeping of calls in flight
 
+-- floor(time / SLOT_SECONDS) + 1 without a call; math.huge stays math.huge.
 local function slot_of(time)
-  return floor(time / SLOT_SECONDS) + 1
+  local q = time / SLOT_SECONDS
+  local frac = q % 1
+  if frac ~= frac then return q end
+  return q - frac + 1
 end
 
 local function schedule(call)
-  local slot = slot_of(call.deadline)
-  call.slot = slot
+  local slot = slot_of(call[DEADLINE])
+  call[SLOT] = slot
   local bucket = wheel[slot]
   if not bucket then
     bucket = {}
     wheel[slot] = bucket
   end
-  bucket[call.id] = call
+  bucket[call[ID]] = call
 end
 
-local function track(call, timeout)
-  pending[call.id] = call
-  stats.in_flight = stats.in_flight + 1
-  per_server[call.svr_id] = (per_server[call.svr_id] or 0) + 1
-  local now = settings.clock()
-  call.deadline = now + timeout
-  schedule(call)
-  if next_slot == nil then next_slot = slot_of(now) end
-end
-
--- Removes a call from the books; false if it was not in flight (timed out, answered, cancelled).
+-- Removes a call from the books; nil if it was not in flight (timed out, answered, cancelled).
+-- Its bucket stays (empty or not) until its slot expires: the next call likely uses it too.
 local function untrack(id)
   local call = pending[id]
   if not call then return nil end
   pending[id] = nil
-  stats.in_flight = stats.in_flight - 1
-  local left = per_server[call.svr_id] - 1
-  per_server[call.svr_id] = left > 0 and left or nil
-  local bucket = wheel[call.slot]
-  if bucket then
-    bucket[id] = nil
-    if next(bucket) == nil then wheel[call.slot] = nil end
-  end
+  in_flight = in_flight - 1
+  local svr_id = call[SVR]
+  local left = per_server[svr_id] - 1
+  per_server[svr_id] = left > 0 and left or nil
+  local bucket = wheel[call[SLOT]]
+  if bucket then bucket[id] = nil end
   return call
 end
 
 local function on_response(id, content, transport_error)
-  local call = untrack(id)
+  local call = pending[id]
   if not call then
     stats.late_replies = stats.late_replies + 1
     return
   end
+  -- untrack(id), inlined: this is every answered call's path.
+  pending[id] = nil
+  in_flight = in_flight - 1
+  local svr_id = call[SVR]
+  local left = per_server[svr_id] - 1
+  per_server[svr_id] = left > 0 and left or nil
+  local bucket = wheel[call[SLOT]]
+  if bucket then bucket[id] = nil end
   if type(content) ~= "string" then
-    deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
-    return
+    return deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
   end
-  stats.bytes_in = stats.bytes_in + #content
-  deliver(call, decode_response(content, settings.max_depth, settings.max_message_bytes))
+  bytes_in = bytes_in + #content
+  return deliver(call, decode_response(content, max_depth, max_bytes))
 end
 
-local function transport_functions()
-  if transport then return transport.request_svr, transport.reply_to end
-  local c_rpc = rawget(_G, "c_rpc")
-  if type(c_rpc) ~= "table" then return nil, nil end
-  return c_rpc.request_svr, c_rpc.reply_to
+-- Contexts of requests to this server itself (weak keys) -> the id of the call: svc_run_lua
+-- hands their replies to internal.on_response instead of the transport.
+local local_routes = setmetatable({}, { __mode = "k" })
+
+-- A request to this server itself: served here, its reply routed back to on_response.
+local function send_local(id, request)
+  local svc = require("svc_run_lua")
+  local ctx = {}
+  local_routes[ctx] = id
+  svc.RunMfa(ctx, request)
 end
 
--- The request goes to the local server when it is the target: same path, no transport.
-local LOCAL_REPLY = {}
-
-local function send(call, request)
-  if settings.self_id ~= nil and call.svr_id == settings.self_id then
-    local svc = require("svc_run_lua")
-    svc.RunMfa({ [LOCAL_REPLY] = function(content) on_response(call.id, content) end }, request)
-    return true
-  end
-  local request_svr = transport_functions()
-  if type(request_svr) ~= "function" then
-    return false, "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
-  end
-  local id = call.id
-  local ok, result = pcall(request_svr, call.svr_id, SERVICE, METHOD, request,
-    function(content, err) on_response(id, content, err) end)
-  if not ok then return false, "request_svr failed: " .. tostring(result) end
-  if result == false then return false, "request_svr refused the request" end
-  return true
-end
-
--- The default timeout of a call: inside a served function, no longer than what is left of
--- the caller's budget (the callee would answer to nobody after that).
-local function default_timeout()
-  local timeout = settings.timeout
-  local deadline_of = internal.deadline_of
-  local co = deadline_of and co_running()
-  local deadline = co and deadline_of(co)
+-- A nested call's default timeout: no longer than what is left of the budget of the served
+-- call it runs in (the callee would answer to nobody after that).
+local function nested_timeout(timeout)
+  local state = workers[co_running()]
+  local deadline = state and state.busy and state.deadline
   if deadline then
-    local left = deadline - settings.clock()
+    local left = deadline - clock()
     if left < timeout then timeout = left > MIN_TIMEOUT and left or MIN_TIMEOUT end
   end
   return timeout
 end
 
+-- Starts a call and returns its id; nil (nothing done) when an argument has the wrong type.
 local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
-  timeout = timeout or default_timeout()
+  if not timeout then
+    timeout = settings.timeout
+    if internal.serving > 0 then timeout = nested_timeout(timeout) end
+  end
   local id = next_call_id
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
-  local budget_ms = timeout * 1000 < MAX_BUDGET_MS and floor(timeout * 1000) or MAX_BUDGET_MS
-  local request = encode_request(module_name, function_name, arguments, settings.self_id, id,
-    budget_ms, settings.max_depth, settings.max_message_bytes)
+  local budget_ms = timeout * 1000
+  if budget_ms < MAX_BUDGET_MS then budget_ms = budget_ms - budget_ms % 1 else budget_ms = MAX_BUDGET_MS end
+  local request = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id, id,
+    budget_ms, max_depth, max_bytes)
+  if request == nil then return nil end
   next_call_id = id + 1
-  local call = { id = id, svr_id = svr_id, module = module_name, func = function_name,
-    on_result = on_result, on_error = on_error, deadline = 0, slot = 0 }
-  if stats.in_flight >= settings.max_pending then
-    fail_later(call, "overloaded", format("%d calls in flight (max_pending)", stats.in_flight))
+  local now = clock()
+  local deadline = now + timeout
+  -- slot_of(deadline), inlined
+  local q = deadline / SLOT_SECONDS
+  local frac = q % 1
+  local slot = frac == frac and q - frac + 1 or q
+  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, slot }
+  if in_flight >= settings.max_pending then
+    fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
     return id
   end
-  if (per_server[svr_id] or 0) >= settings.max_pending_per_server then
+  local to_server = per_server[svr_id] or 0
+  if to_server >= settings.max_pending_per_server then
     fail_later(call, "overloaded", format("%d calls in flight to server %s (max_pending_per_server)",
-      per_server[svr_id], tostring(svr_id)))
+      to_server, tostring(svr_id)))
     return id
   end
-  track(call, timeout)
-  stats.sent = stats.sent + 1
-  stats.bytes_out = stats.bytes_out + #request
-  inside_run_mfa = inside_run_mfa + 1
-  local ok, err = send(call, request)
-  inside_run_mfa = inside_run_mfa - 1
-  if not ok and untrack(id) then fail_later(call, "transport", err) end
+  -- In flight from here: counted, and in its timeout slot.
+  pending[id] = call
+  in_flight = in_flight + 1
+  per_server[svr_id] = to_server + 1
+  local bucket = wheel[slot]
+  if bucket then
+    bucket[id] = call
+  else
+    wheel[slot] = { [id] = call }
+  end
+  if next_slot == nil then next_slot = slot_of(now) end
+  sent = sent + 1
+  bytes_out = bytes_out + #request
+  if svr_id == self_id then
+    inside_run_mfa = inside_run_mfa + 1
+    send_local(id, request)
+    inside_run_mfa = inside_run_mfa - 1
+    return id
+  end
+  local request_svr
+  if transport then
+    request_svr = transport.request_svr
+  else
+    local c_rpc = rawget(_G, "c_rpc")
+    request_svr = type(c_rpc) == "table" and c_rpc.request_svr or nil
+  end
+  local err
+  if request_svr == nil then
+    err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
+  else
+    inside_run_mfa = inside_run_mfa + 1
+    local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request,
+      function(content, transport_error) return on_response(id, content, transport_error) end)
+    inside_run_mfa = inside_run_mfa - 1
+    if not ok then
+      err = "request_svr failed: " .. tostring(result)
+    elseif result == false then
+      err = "request_svr refused the request"
+    else
+      return id
+    end
+  end
+  if untrack(id) then fail_later(call, "transport", err) end
   return id
 end
 
 ------------------------------------------------------------------------------------------------
 -- Public API
 
+-- True when opts (not nil) is a table with a valid on_error and timeout.
+local function valid_opts(opts)
+  if type(opts) ~= "table" then return false end
+  local on_error, timeout = opts.on_error, opts.timeout
+  return (on_error == nil or type(on_error) == "function")
+    and (timeout == nil or (type(timeout) == "number" and timeout == timeout and timeout > 0))
+end
+
+-- The other arguments are checked by encode_request (in start_call); only when a check fails
+-- does check_run_mfa run, to raise the first failure in argument order.
 function M.run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
-  check_call_args("run_mfa", svr_id, module_name, function_name, arguments)
-  if on_result ~= nil and type(on_result) ~= "function" then arg_error(5, "run_mfa", "function", on_result, 2) end
-  local on_error, timeout = check_opts(6, "run_mfa", opts)
-  return start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+  local on_error, timeout
+  if opts ~= nil then
+    if not valid_opts(opts) then check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts) end
+    on_error, timeout = opts.on_error, opts.timeout
+  end
+  local id = start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+  if id == nil then
+    check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+    error("bad argument to 'run_mfa'", 2) -- not reached: check_run_mfa names the argument
+  end
+  return id
 end
 
 -- Coroutine -> the id of the call it is parked on in rr.call. A reply resumes the coroutine
 -- only if it still waits for that call (its yield may have failed, and it moved on).
 local waiting = setmetatable({}, { __mode = "k" })
 
--- Resumes a coroutine parked in rr.call (or a served coroutine's first run). A served
--- coroutine that fails, or that yields anywhere but in rr.call, is answered with an error
--- reply by svc_run_lua; any other coroutine's failure is logged.
-local function resume(co, ...)
-  local ok, err = co_resume(co, ...)
-  local job = coroutine_failure[co]
-  if ok then
-    if job and waiting[co] == nil and co_status(co) == "suspended" then
-      coroutine_failure[co] = nil
-      internal.served_failure(job, "a served function may only yield through rr.call", nil)
+-- What follows resuming a coroutine (parked in rr.call, or a svc_run_lua worker) with
+-- coroutine.resume's first two results. A served coroutine that fails, or that yields anywhere
+-- but in rr.call, is answered with an error reply by svc_run_lua; any other coroutine's
+-- failure is logged.
+local function after_resume(co, ok, err)
+  local state = workers[co]
+  if state and state.busy then
+    if not ok then
+      internal.served_failure(state, err, traceback(co, tostring(err)))
+    elseif waiting[co] == nil then
+      internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
-    return
-  end
-  if job then
-    coroutine_failure[co] = nil
-    internal.served_failure(job, err, traceback(co, tostring(err)))
-  else
+  elseif not ok then
     log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, tostring(err)))
   end
 end
 
+local function resume(co, ...)
+  return after_resume(co, co_resume(co, ...))
+end
+
 -- Resumes `co` with a call's outcome if it is still parked on that call.
-local function wake(co, id, ok, result)
+local function wake(co, id, ...)
   if waiting[co] ~= id then return end
   waiting[co] = nil
-  resume(co, ok, result)
+  resume(co, ...)
+end
+
+-- What rr.call returns (or raises) once resumed with `true, results...` or `false, err`.
+local function after_yield(ok, ...)
+  if ok then return ... end
+  error((...), 0)
 end
 
 function M.call(svr_id, module_name, function_name, arguments, opts)
@@ -362,17 +442,25 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
   if co_isyieldable and not co_isyieldable() then
     error("rr.call cannot yield here (inside a C function such as table.sort, or a metamethod)", 2)
   end
-  check_call_args("call", svr_id, module_name, function_name, arguments)
-  local _, timeout = check_opts(5, "call", opts)
+  local timeout
+  if opts ~= nil then
+    if not valid_opts(opts) then
+      check_call_args("call", 2, svr_id, module_name, function_name, arguments)
+      check_opts(5, "call", 2, opts)
+    end
+    timeout = opts.timeout
+  end
   local id = next_call_id
-  start_call(svr_id, module_name, function_name, arguments,
-    function(...) wake(co, id, true, pack(...)) end,
-    function(err) wake(co, id, false, err) end,
+  local started = start_call(svr_id, module_name, function_name, arguments,
+    function(...) return wake(co, id, true, ...) end,
+    function(err) return wake(co, id, false, err) end,
     timeout)
+  if started == nil then
+    check_call_args("call", 2, svr_id, module_name, function_name, arguments)
+    error("bad argument to 'call'", 2) -- not reached: check_call_args names the argument
+  end
   waiting[co] = id
-  local ok, result = co_yield()
-  if ok then return unpack(result, 1, result.n) end
-  error(result, 0)
+  return after_yield(co_yield())
 end
 
 function M.cancel(call_id)
@@ -422,7 +510,12 @@ function M.poll()
     local item = queue[queue_head]
     queue[queue_head] = nil
     queue_head = queue_head + 1
-    fire(item[1], item[2], item[3], item[4], item[5])
+    local a = item[3] -- the packed results, or the kind of failure
+    if item[2] then
+      succeed(item[1], unpack(a, 1, a.n))
+    else
+      fail_now(item[1], a, item[4], item[5])
+    end
   end
   polling = polling - 1
   if polling == 0 and queue_head > queue_tail then queue_head, queue_tail = 1, 0 end
@@ -455,12 +548,14 @@ function M.configure(options)
   for key, value in pairs(options) do
     settings[key] = value
   end
+  self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
+    settings.clock
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()
     wheel = {}
     for _, call in pairs(pending) do
-      call.deadline = now + (call.deadline - old_now)
+      call[DEADLINE] = now + (call[DEADLINE] - old_now)
       schedule(call)
     end
     next_slot = slot_of(now)
@@ -475,14 +570,17 @@ function M.set_transport(t)
     end
   end
   transport = t
+  internal.transport = t
 end
 
 function M.stats()
-  local copy = {}
+  local copy = { sent = sent, completed = completed, in_flight = in_flight, bytes_out = bytes_out,
+    bytes_in = bytes_in }
   for key, value in pairs(stats) do copy[key] = value end
   local failed = {}
   for kind, count in pairs(stats.failed) do failed[kind] = count end
   copy.failed = failed
+  internal.service_stats(copy)
   return copy
 end
 
@@ -491,15 +589,14 @@ M.load = core.load
 
 -- Shared with svc_run_lua (same .so, same Lua state); not part of the public API.
 internal.settings = settings
-internal.stats = stats
+-- Until svc_run_lua is loaded, nothing has been served.
+internal.service_stats = function(copy) copy.served, copy.served_failed = 0, 0 end
 internal.log = log
-internal.resume = resume
-internal.coroutine_failure = coroutine_failure
-internal.LOCAL_REPLY = LOCAL_REPLY
-internal.reply_function = function()
-  local _, reply_to = transport_functions()
-  return reply_to
-end
+internal.after_resume = after_resume
+internal.workers = workers
+internal.transport = transport
+internal.local_routes = local_routes
+internal.on_response = on_response
 M._internal = internal
 
 return M

@@ -3,15 +3,23 @@
 local rr, core = ...
 
 local internal = rr._internal
-local settings, stats, log = internal.settings, internal.stats, internal.log
+local settings, log = internal.settings, internal.log
+local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
-local unpack = table.unpack or unpack
-local pack = table.pack or function(...) return { n = select("#", ...), ... } end
-local type, tostring, pcall, require, format = type, tostring, pcall, require, string.format
-local co_create, co_running, co_yield = coroutine.create, coroutine.running, coroutine.yield
+local type, tostring, pcall, require, format, rawget = type, tostring, pcall, require, string.format, rawget
+local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
+  coroutine.resume
 local loaded = package.loaded
 
 local S = {}
+
+-- This side's counters, added to rr.stats() by internal.service_stats.
+local served, served_failed, bytes_out = 0, 0, 0
+
+function internal.service_stats(copy)
+  copy.served, copy.served_failed = served, served_failed
+  copy.bytes_out = copy.bytes_out + bytes_out
+end
 
 -- Deny by default: module name -> true (every function) or { [function name] = true }.
 local allowed = {}
@@ -36,33 +44,32 @@ function S.disallow_all()
   allowed = {}
 end
 
-local function is_allowed(module_name, function_name)
-  local rule = allowed[module_name]
-  return rule == true or (rule ~= nil and rule[function_name] == true)
-end
-
--- A served call in progress: { ctx=, call_id=, caller_id=, replied=, fn=, module=, func=, deadline= }.
--- Worker coroutine -> the job it is running, for svc.caller() and failure replies.
-local jobs = setmetatable({}, { __mode = "k" })
+-- A served call runs in a worker coroutine, which keeps one state table for all its jobs:
+-- { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy=, results= } (`results`: an
+-- empty table encode_response may use for the results). `busy` is true from the
+-- start of a job until its one reply (internal.workers maps the coroutine to it).
 
 function S.caller()
   local co = co_running()
-  local job = co and jobs[co]
-  if job then return job.caller_id, job.call_id end
+  local state = co and workers[co]
+  if state and state.busy then return state.caller_id, state.call_id end
   return nil
 end
 
-local function reply(job, content)
-  if job.replied then return end
-  job.replied = true
-  stats.bytes_out = stats.bytes_out + #content
-  local ctx = job.ctx
-  if type(ctx) == "table" and ctx[internal.LOCAL_REPLY] then
-    ctx[internal.LOCAL_REPLY](content)
-    return
+-- Sends a reply to the host's request `ctx` (or back to this server's own call).
+local function send_reply(ctx, content)
+  bytes_out = bytes_out + #content
+  local local_id = local_routes[ctx]
+  if local_id then return internal.on_response(local_id, content) end
+  local reply_to
+  local transport = internal.transport
+  if transport then
+    reply_to = transport.reply_to
+  else
+    local c_rpc = rawget(_G, "c_rpc")
+    reply_to = type(c_rpc) == "table" and c_rpc.reply_to or nil
   end
-  local reply_to = internal.reply_function()
-  if type(reply_to) ~= "function" then
+  if reply_to == nil then
     log("error", "cannot reply: no transport (rr.set_transport{...} or the global c_rpc.reply_to)")
     return
   end
@@ -70,65 +77,63 @@ local function reply(job, content)
   if not ok then log("error", "reply_to failed: " .. tostring(err)) end
 end
 
-local function fail(job, kind, message, remote_traceback)
-  if job.replied then return end
-  stats.served_failed = stats.served_failed + 1
-  reply(job, encode_error(kind, message, remote_traceback, job.call_id))
+local function reply_error(ctx, call_id, kind, message, remote_traceback)
+  served_failed = served_failed + 1
+  send_reply(ctx, encode_error(kind, message, remote_traceback, call_id))
 end
 
--- The deadline of the call a served coroutine is running (nil when the caller sent none).
-function internal.deadline_of(co)
-  local job = jobs[co]
-  return job and job.deadline or nil
+-- Ends a worker's job: false if it was already answered.
+local function end_job(state)
+  if not state.busy then return false end
+  state.busy = false
+  internal.serving = internal.serving - 1
+  return true
 end
 
 -- A served function that raised (or yielded outside rr.call): the error reply.
-function internal.served_failure(job, err, remote_traceback)
-  fail(job, "runtime", tostring(err), remote_traceback)
+function internal.served_failure(state, err, remote_traceback)
+  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", tostring(err), remote_traceback) end
 end
 
--- Idle worker coroutines. A worker runs one job after another; the reply goes out when the
--- function returns, whoever resumed the worker last (this module, or rr.call's callback after
--- a nested call). A worker whose function raised is dead and is not reused.
-local idle, idle_count = {}, 0
+-- Idle worker coroutines and their states. A worker runs one job after another; the reply
+-- goes out when the function returns, whoever resumed the worker last (this module, or rr.call's
+-- callback after a nested call). A worker whose function raised is dead and is not reused.
+local idle, idle_states, idle_count = {}, {}, 0
 local MAX_IDLE = 64
 
--- Runs one job in the current worker and replies.
-local function serve(job, ...)
-  local results = pack(job.fn(...))
-  local bytes, err = encode_response(results, job.call_id, settings.max_depth, settings.max_message_bytes)
+-- Runs one job in the current worker and replies with the results.
+local function serve(state, fn, ...)
+  local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
+    fn(...))
+  if not state.busy then return end -- answered already (a yield outside rr.call)
+  state.busy = false
+  internal.serving = internal.serving - 1
   if bytes then
-    reply(job, bytes)
+    -- send_reply(state.ctx, bytes), inlined for the usual case: a host request and a transport.
+    local ctx, transport = state.ctx, internal.transport
+    local reply_to = transport and transport.reply_to
+    if reply_to and not local_routes[ctx] then
+      bytes_out = bytes_out + #bytes
+      local ok, reply_err = pcall(reply_to, ctx, bytes)
+      if not ok then log("error", "reply_to failed: " .. tostring(reply_err)) end
+    else
+      send_reply(ctx, bytes)
+    end
   else
-    fail(job, "runtime", format("%s.%s returned a value that cannot be sent: %s", job.module, job.func, err))
+    reply_error(state.ctx, state.call_id, "runtime",
+      format("%s.%s returned a value that cannot be sent: %s", state.module, state.func, err))
   end
+  state.ctx = false -- the host's request object is not kept alive by an idle worker
 end
 
-local function worker(job, ...)
-  serve(job, ...)
-  while true do
-    local co = co_running()
-    jobs[co] = nil
-    internal.coroutine_failure[co] = nil
-    if idle_count >= MAX_IDLE then return end
+-- The body of a worker coroutine: its first job comes with the coroutine and its state.
+local function worker(co, state, fn, ...)
+  serve(state, fn, ...)
+  while idle_count < MAX_IDLE do
     idle_count = idle_count + 1
-    idle[idle_count] = co
-    serve(co_yield()) -- parked until `run` resumes it with the next job and its arguments
+    idle[idle_count], idle_states[idle_count] = co, state
+    serve(state, co_yield()) -- parked until RunMfa resumes it with the next function and arguments
   end
-end
-
-local function run(job, arguments, n)
-  local co
-  if idle_count > 0 then
-    co = idle[idle_count]
-    idle[idle_count] = nil
-    idle_count = idle_count - 1
-  else
-    co = co_create(worker)
-  end
-  jobs[co] = job
-  internal.coroutine_failure[co] = job
-  internal.resume(co, job, unpack(arguments, 1, n))
 end
 
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
@@ -140,35 +145,59 @@ local function require_failure(module_name, message)
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
 end
 
-function S.RunMfa(ctx, content)
-  stats.served = stats.served + 1
-  local module_name, function_name, arguments, n, caller_id, call_id, timeout_ms =
-    decode_request(content, settings.max_depth, settings.max_message_bytes)
-  -- Every field in the constructor (nil ones too): one allocation, no growth per assignment.
-  local job = { ctx = ctx, replied = false, call_id = call_id, caller_id = caller_id, fn = false, module = false,
-    func = false, deadline = false }
+-- decode_request's results: the request's fields and arguments, or nil and why it is corrupt.
+local function serve_request(ctx, module_name, function_name, caller_id, call_id, timeout_ms, ...)
   if module_name == nil then
-    return fail(job, function_name, arguments) -- the kind and the message
+    return reply_error(ctx, nil, "bad_request", function_name)
   end
-  -- The caller's budget bounds the default timeout of nested calls made by this function.
-  if timeout_ms then job.deadline = settings.clock() + timeout_ms / 1000 end
-  if not is_allowed(module_name, function_name) then
-    return fail(job, "not_allowed", format(
+  local rule = allowed[module_name]
+  if rule ~= true and (rule == nil or rule[function_name] ~= true) then
+    return reply_error(ctx, call_id, "not_allowed", format(
       "%s.%s is not allowed on this server: call svc.allow(%q, %q) (or svc.allow(%q) for the whole module) there",
       module_name, function_name, module_name, function_name, module_name))
   end
   local module = loaded[module_name]
   if module == nil then
     local ok, result = pcall(require, module_name)
-    if not ok then return fail(job, require_failure(module_name, result)) end
+    if not ok then return reply_error(ctx, call_id, require_failure(module_name, result)) end
     module = result
   end
   local fn = type(module) == "table" and module[function_name] or nil
   if type(fn) ~= "function" then
-    return fail(job, "not_found", format("function '%s' not found in module '%s'", function_name, module_name))
+    return reply_error(ctx, call_id, "not_found",
+      format("function '%s' not found in module '%s'", function_name, module_name))
   end
-  job.fn, job.module, job.func = fn, module_name, function_name
-  run(job, arguments, n)
+  local co, state, fresh
+  if idle_count > 0 then
+    co, state = idle[idle_count], idle_states[idle_count]
+    idle[idle_count], idle_states[idle_count] = nil, nil
+    idle_count = idle_count - 1
+  else
+    co = co_create(worker)
+    state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
+      busy = false, results = {} }
+    workers[co] = state
+    fresh = true
+  end
+  state.ctx, state.call_id, state.caller_id, state.module, state.func = ctx, call_id, caller_id, module_name,
+    function_name
+  -- The caller's budget bounds the default timeout of nested calls made by this function.
+  state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
+  state.busy = true
+  internal.serving = internal.serving + 1
+  local ok, err
+  if fresh then
+    ok, err = co_resume(co, co, state, fn, ...)
+  else
+    ok, err = co_resume(co, fn, ...)
+  end
+  -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
+  if not ok or state.busy then after_resume(co, ok, err) end
+end
+
+function S.RunMfa(ctx, content)
+  served = served + 1
+  return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes))
 end
 
 return S

@@ -1,6 +1,7 @@
 //! Raw C functions that turn Lua values into RunLua messages and back, for the embedded Lua
 //! layer (`lua/remote_runner.lua`, `lua/svc_run_lua.lua`). Each message is built or read in
-//! one call, without the dump text passing through a Lua string.
+//! one call, without the dump text passing through a Lua string. Arguments and results travel
+//! as Lua values on the stack, not as tables the Lua side would pack or unpack.
 
 use super::api::{
     bad_argument, bytes_at, guarded, number_at, push_bytes, push_int, type_name, Num,
@@ -71,19 +72,30 @@ unsafe fn string_arg<'a>(l: *mut lua_State, idx: c_int, fname: &str) -> Result<&
     Ok(bytes_at(l, idx))
 }
 
-/// An integer argument, or None for nil.
+/// The number at `idx` when it is an integer (or a float holding one exactly).
+unsafe fn integer_at(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    match number_at(l, idx) {
+        Num::Int(i) => Some(i),
+        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+        Num::Float(_) => None,
+    }
+}
+
+/// An integer argument, or None for nil. One C API call in the usual case: these arguments
+/// come from the embedded Lua layer, which passes integers (or integral floats).
 unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i64>, String> {
+    let mut isnum = 0;
+    let v = ffi::lua_tointegerx(l, idx, &mut isnum);
+    if isnum != 0 {
+        return Ok(Some(v as i64));
+    }
     match ffi::lua_type(l, idx) {
         ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(None),
-        ffi::LUA_TNUMBER => match number_at(l, idx) {
-            Num::Int(i) => Ok(Some(i)),
-            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-            Num::Float(_) => Err(bad_argument(
-                idx,
-                fname,
-                "number has no integer representation",
-            )),
-        },
+        ffi::LUA_TNUMBER => Err(bad_argument(
+            idx,
+            fname,
+            "number has no integer representation",
+        )),
         _ => Err(bad_argument(
             idx,
             fname,
@@ -93,56 +105,99 @@ unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i
 }
 
 unsafe fn size_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<usize, String> {
-    match int_arg(l, idx, fname)? {
-        Some(v) if v > 0 => Ok(v as usize),
-        _ => Err(bad_argument(idx, fname, "positive integer expected")),
+    let mut isnum = 0;
+    let v = ffi::lua_tointegerx(l, idx, &mut isnum);
+    if isnum != 0 && v > 0 {
+        return Ok(v as usize);
     }
+    Err(bad_argument(idx, fname, "positive integer expected"))
 }
 
-/// `#t`, or `t.n` when it is an integer: the count of an argument or result array.
-unsafe fn array_count(l: *mut lua_State, idx: c_int) -> i64 {
+/// `t.n` of the table at `idx` when it is a non-negative integer.
+unsafe fn field_n(l: *mut lua_State, idx: c_int) -> Option<i64> {
     ffi::lua_pushstring(l, c"n".as_ptr());
     ffi::lua_rawget(l, idx);
     let n = match ffi::lua_type(l, -1) {
+        ffi::LUA_TNUMBER => integer_at(l, -1).filter(|&n| n >= 0),
+        _ => None,
+    };
+    ffi::lua_pop(l, 1);
+    n
+}
+
+/// Pushes `t[1..count]` of the table at `table` (absolute). The values are the last results
+/// of the C function, so the table itself can stay below them. False when the stack cannot
+/// hold that many values (Lua's own `unpack` has the same limit).
+unsafe fn push_elements(l: *mut lua_State, table: c_int) -> bool {
+    // `t.n` wins over `#t`, as in `unpack(t, 1, t.n)`.
+    let count = field_n(l, table).unwrap_or_else(|| ffi::lua_rawlen(l, table) as i64);
+    if count > i64::from(c_int::MAX - 64) || ffi::lua_checkstack(l, count as c_int + 8) == 0 {
+        return false;
+    }
+    for i in 1..=count {
+        ffi::lua_rawgeti(l, table, i as ffi::lua_Integer);
+    }
+    true
+}
+
+/// The argument checks `run_mfa` and `call` need, done here where they cost little: server
+/// id a number (not NaN) or a string, names strings, arguments a table whose `n` is absent
+/// or a non-negative integer, on_result absent or a function. None when one fails (the Lua
+/// side gives the error), else whether the arguments have an `n`.
+unsafe fn check_call_args(l: *mut lua_State) -> Option<bool> {
+    let svr_id_ok = match ffi::lua_type(l, 1) {
+        ffi::LUA_TSTRING => true,
+        ffi::LUA_TNUMBER => !ffi::lua_tonumber(l, 1).is_nan(),
+        _ => false,
+    };
+    if !(svr_id_ok
+        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+        && ffi::lua_type(l, 3) == ffi::LUA_TSTRING
+        && ffi::lua_type(l, 4) == ffi::LUA_TTABLE
+        && matches!(
+            ffi::lua_type(l, 5),
+            ffi::LUA_TNIL | ffi::LUA_TNONE | ffi::LUA_TFUNCTION
+        ))
+    {
+        return None;
+    }
+    ffi::lua_pushstring(l, c"n".as_ptr());
+    let n = match ffi::lua_rawget(l, 4) {
+        ffi::LUA_TNIL => Some(false),
+        // What `n >= 0 and n == floor(n)` accepts, math.huge included.
         ffi::LUA_TNUMBER => match number_at(l, -1) {
-            Num::Int(i) if i >= 0 => Some(i),
-            Num::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Some(f as i64),
-            _ => None,
+            Num::Int(i) => (i >= 0).then_some(true),
+            Num::Float(f) => (f >= 0.0 && f == f.floor()).then_some(true),
         },
         _ => None,
     };
     ffi::lua_pop(l, 1);
-    n.unwrap_or_else(|| ffi::lua_rawlen(l, idx) as i64)
+    n
 }
 
-/// `encode_request(module, func, args, caller_id?, call_id, timeout_ms?, maxdepth, maxbytes)`
-/// → request bytes. Raises for arguments that cannot be sent, naming their path.
+/// `encode_request(svr_id, module, func, args, on_result, caller_id?, call_id, timeout_ms?,
+/// maxdepth, maxbytes)` → request bytes, or nothing when one of the first five arguments has
+/// the wrong type (the Lua side then raises in the public function's words). Raises for
+/// arguments that cannot be sent, naming their path.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
     guarded(l, "encode_request", || {
         let name = "encode_request";
-        let module_name = string_arg(l, 1, name)?;
-        let function_name = string_arg(l, 2, name)?;
-        if ffi::lua_type(l, 3) != ffi::LUA_TTABLE {
-            return Err(bad_argument(
-                3,
-                name,
-                format!("table expected, got {}", type_name(l, 3)),
-            ));
-        }
-        let caller_id = int_arg(l, 4, name)?;
-        let call_id = int_arg(l, 5, name)?.map(|v| v as u64);
-        let timeout_ms = int_arg(l, 6, name)?.map(|v| v.clamp(0, i64::from(u32::MAX)) as u32);
+        let caller_id = int_arg(l, 6, name)?;
+        let call_id = int_arg(l, 7, name)?.map(|v| v as u64);
+        let timeout_ms = int_arg(l, 8, name)?.map(|v| v.clamp(0, i64::from(u32::MAX)) as u32);
         let limits = DumpLimits {
-            max_depth: size_arg(l, 7, name)?,
-            max_bytes: size_arg(l, 8, name)?,
+            max_depth: size_arg(l, 9, name)?,
+            max_bytes: size_arg(l, 10, name)?,
         };
+        ffi::lua_settop(l, 10);
+        let Some(has_n) = check_call_args(l) else {
+            return Ok(0);
+        };
+        let module_name = bytes_at(l, 2);
+        let function_name = bytes_at(l, 3);
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
-        ffi::lua_settop(l, 8);
-        ffi::lua_pushstring(l, c"n".as_ptr());
-        let has_n = ffi::lua_rawget(l, 3) != ffi::LUA_TNIL;
-        ffi::lua_pop(l, 1);
-        let root_n = (!has_n).then(|| ffi::lua_rawlen(l, 3) as i64);
-        dump_at(l, 3, limits, "arguments", root_n, |arguments_dump| {
+        let root_n = (!has_n).then(|| ffi::lua_rawlen(l, 4) as i64);
+        dump_at(l, 4, limits, "arguments", root_n, |arguments_dump| {
             let request = RequestView {
                 module_name,
                 function_name,
@@ -160,17 +215,18 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
 }
 
 /// `decode_request(content, maxdepth, maxbytes)` →
-/// `module, func, args, n, caller_id?, call_id?, timeout_ms?` or `nil, "bad_request", message`.
+/// `module, func, caller_id?, call_id?, timeout_ms?, args...` or `nil, message` (a
+/// bad_request).
 pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
     guarded(l, "decode_request", || {
         let name = "decode_request";
         let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 3);
         let failure = |msg: String| {
+            ffi::lua_settop(l, 3);
             ffi::lua_pushnil(l);
-            ffi::lua_pushstring(l, c"bad_request".as_ptr());
             push_bytes(l, msg.as_bytes());
-            Ok(3)
+            Ok(2)
         };
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
             return failure(format!(
@@ -189,19 +245,19 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         if request.module_name.is_empty() || request.function_name.is_empty() {
             return failure("request names no module or no function".into());
         }
-        ffi::lua_checkstack(l, 10);
-        push_bytes(l, request.module_name);
-        push_bytes(l, request.function_name);
         if let Err(msg) = load_bytes(l, request.arguments_dump, &limits) {
-            ffi::lua_settop(l, 3);
             return failure(format!("arguments: {msg}"));
         }
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            let got = type_name(l, -1);
-            ffi::lua_settop(l, 3);
-            return failure(format!("arguments are a {got}, not an array"));
+            return failure(format!(
+                "arguments are a {}, not an array",
+                type_name(l, -1)
+            ));
         }
-        push_int(l, array_count(l, ffi::lua_gettop(l)));
+        // Stack: content, limits, the arguments table (4); then the fields, then the values.
+        ffi::lua_checkstack(l, 8);
+        push_bytes(l, request.module_name);
+        push_bytes(l, request.function_name);
         for field in [
             request.caller_id,
             request.call_id.map(|v| v as i64),
@@ -212,37 +268,74 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
                 None => ffi::lua_pushnil(l),
             }
         }
-        Ok(7)
+        if !push_elements(l, 4) {
+            return failure("arguments: too many values".into());
+        }
+        Ok(ffi::lua_gettop(l) - 4)
     })
 }
 
-/// `encode_response(results, call_id?, maxdepth, maxbytes)` → bytes, or `nil, message` when
-/// the results cannot be sent (the caller then answers with a runtime error).
+/// Most results that go through the caller's reusable table; more get a table of their own,
+/// so that a kept table never holds a large array part.
+const SCRATCH_RESULTS: c_int = 64;
+
+/// `encode_response(scratch, call_id?, maxdepth, maxbytes, results...)` → bytes, or
+/// `nil, message` when the results cannot be sent (the caller then answers with a runtime
+/// error). `scratch` is an empty table the results are put in for the dump (and taken out
+/// again), which saves a table per call; anything else (or a table that is not empty) and a
+/// new table is used.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) -> isize {
     guarded(l, "encode_response", || {
         let name = "encode_response";
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            return Err(bad_argument(
-                1,
-                name,
-                format!("table expected, got {}", type_name(l, 1)),
-            ));
-        }
         let call_id = int_arg(l, 2, name)?.map(|v| v as u64);
         let limits = DumpLimits {
             max_depth: size_arg(l, 3, name)?,
             max_bytes: size_arg(l, 4, name)?,
         };
-        let written = dump_at(l, 1, limits, "results", None, |returned_dump| {
-            let response = ResponseView {
-                returned_dump,
-                call_id,
-                ..Default::default()
-            };
-            push_message(l, limits.max_bytes, "results: response", |out| {
-                write_response(out, &response)
-            })
-        });
+        let count = ffi::lua_gettop(l).max(4) - 4;
+        ffi::lua_settop(l, 4 + count);
+        ffi::lua_checkstack(l, 8);
+        let reuse = count <= SCRATCH_RESULTS && ffi::lua_type(l, 1) == ffi::LUA_TTABLE && {
+            ffi::lua_pushnil(l);
+            let empty = ffi::lua_next(l, 1) == 0;
+            ffi::lua_settop(l, 4 + count);
+            empty
+        };
+        if reuse {
+            ffi::lua_pushvalue(l, 1);
+        } else {
+            ffi::lua_createtable(l, count, 0);
+        }
+        // The results in one array for the dump; `n` is written from the count, so trailing
+        // nils arrive.
+        let results = 5 + count;
+        for i in 1..=count {
+            ffi::lua_pushvalue(l, 4 + i);
+            ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
+        }
+        let written = dump_at(
+            l,
+            results,
+            limits,
+            "results",
+            Some(i64::from(count)),
+            |returned_dump| {
+                let response = ResponseView {
+                    returned_dump,
+                    call_id,
+                    ..Default::default()
+                };
+                push_message(l, limits.max_bytes, "results: response", |out| {
+                    write_response(out, &response)
+                })
+            },
+        );
+        if reuse {
+            for i in 1..=count {
+                ffi::lua_pushnil(l);
+                ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
+            }
+        }
         match written {
             Ok(Ok(())) => Ok(1),
             Ok(Err(msg)) | Err(msg) => {
@@ -280,15 +373,15 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
     })
 }
 
-/// `decode_response(content, maxdepth, maxbytes)` → `true, results, n` or
+/// `decode_response(content, maxdepth, maxbytes)` → `true, results...` or
 /// `false, kind, message, traceback?`.
 pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> isize {
     guarded(l, "decode_response", || {
         let name = "decode_response";
         let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 3);
-        ffi::lua_checkstack(l, 8);
         let failure = |kind: &str, msg: &str, traceback: Option<&str>| {
+            ffi::lua_settop(l, 3);
             ffi::lua_pushboolean(l, 0);
             push_bytes(l, kind.as_bytes());
             push_bytes(l, msg.as_bytes());
@@ -323,21 +416,23 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
                 .map_or("runtime", |k| k.as_str());
             return failure(kind, response.error_message, Some(response.traceback));
         }
-        ffi::lua_pushboolean(l, 1);
         if let Err(msg) = load_bytes(l, response.returned_dump, &limits) {
-            ffi::lua_settop(l, 3);
             return failure("bad_response", &format!("results: {msg}"), None);
         }
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
             let got = type_name(l, -1);
-            ffi::lua_settop(l, 3);
             return failure(
                 "bad_response",
                 &format!("results are a {got}, not an array"),
                 None,
             );
         }
-        push_int(l, array_count(l, ffi::lua_gettop(l)));
-        Ok(3)
+        // Stack: content, limits, the results table (4), then true and the values.
+        ffi::lua_checkstack(l, 8);
+        ffi::lua_pushboolean(l, 1);
+        if !push_elements(l, 4) {
+            return failure("bad_response", "results: too many values", None);
+        }
+        Ok(ffi::lua_gettop(l) - 4)
     })
 }
