@@ -197,13 +197,7 @@ local function deliver(call, ok, ...)
   if inside_run_mfa > 0 then
     if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
   elseif ok then
-    -- succeed(call, ...), inlined: this is every answered call's path.
-    completed = completed + 1
-    local on_result = call[ON_RESULT]
-    if on_result then
-      local done, err = xpcall_args(on_result, traceback, ...)
-      if not done then log("error", "callback failed: " .. tostring(err)) end
-    end
+    succeed(call, ...)
   else
     fail_now(call, ...)
   end
@@ -247,24 +241,24 @@ local function untrack(id)
 end
 
 local function on_response(id, content, transport_error)
-  local call = pending[id]
+  local call = untrack(id)
   if not call then
     stats.late_replies = stats.late_replies + 1
     return
   end
-  -- untrack(id), inlined: this is every answered call's path.
-  pending[id] = nil
-  in_flight = in_flight - 1
-  local svr_id = call[SVR]
-  local left = per_server[svr_id] - 1
-  per_server[svr_id] = left > 0 and left or nil
-  local bucket = wheel[call[SLOT]]
-  if bucket then bucket[id] = nil end
   if type(content) ~= "string" then
     return deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
   end
   bytes_in = bytes_in + #content
   return deliver(call, decode_response(content, max_depth, max_bytes))
+end
+
+-- `name` of the transport: the one set with set_transport, else the global c_rpc's, looked up
+-- at each use so that a host may install c_rpc after loading this module.
+local function transport_function(name)
+  if transport then return transport[name] end
+  local c_rpc = rawget(_G, "c_rpc")
+  return type(c_rpc) == "table" and c_rpc[name] or nil
 end
 
 -- Contexts of requests to this server itself (weak keys) -> the id of the call: svc_run_lua
@@ -342,13 +336,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     inside_run_mfa = inside_run_mfa - 1
     return id
   end
-  local request_svr
-  if transport then
-    request_svr = transport.request_svr
-  else
-    local c_rpc = rawget(_G, "c_rpc")
-    request_svr = type(c_rpc) == "table" and c_rpc.request_svr or nil
-  end
+  local request_svr = transport_function("request_svr")
   local err
   if request_svr == nil then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
@@ -570,7 +558,6 @@ function M.set_transport(t)
     end
   end
   transport = t
-  internal.transport = t
 end
 
 function M.stats()
@@ -594,7 +581,7 @@ internal.service_stats = function(copy) copy.served, copy.served_failed = 0, 0 e
 internal.log = log
 internal.after_resume = after_resume
 internal.workers = workers
-internal.transport = transport
+internal.transport_function = transport_function
 internal.local_routes = local_routes
 internal.on_response = on_response
 M._internal = internal

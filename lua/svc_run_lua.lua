@@ -6,7 +6,7 @@ local internal = rr._internal
 local settings, log = internal.settings, internal.log
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
-local type, tostring, pcall, require, format, rawget = type, tostring, pcall, require, string.format, rawget
+local type, tostring, pcall, require, format = type, tostring, pcall, require, string.format
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
   coroutine.resume
 local loaded = package.loaded
@@ -61,14 +61,7 @@ local function send_reply(ctx, content)
   bytes_out = bytes_out + #content
   local local_id = local_routes[ctx]
   if local_id then return internal.on_response(local_id, content) end
-  local reply_to
-  local transport = internal.transport
-  if transport then
-    reply_to = transport.reply_to
-  else
-    local c_rpc = rawget(_G, "c_rpc")
-    reply_to = type(c_rpc) == "table" and c_rpc.reply_to or nil
-  end
+  local reply_to = internal.transport_function("reply_to")
   if reply_to == nil then
     log("error", "cannot reply: no transport (rr.set_transport{...} or the global c_rpc.reply_to)")
     return
@@ -109,16 +102,7 @@ local function serve(state, fn, ...)
   state.busy = false
   internal.serving = internal.serving - 1
   if bytes then
-    -- send_reply(state.ctx, bytes), inlined for the usual case: a host request and a transport.
-    local ctx, transport = state.ctx, internal.transport
-    local reply_to = transport and transport.reply_to
-    if reply_to and not local_routes[ctx] then
-      bytes_out = bytes_out + #bytes
-      local ok, reply_err = pcall(reply_to, ctx, bytes)
-      if not ok then log("error", "reply_to failed: " .. tostring(reply_err)) end
-    else
-      send_reply(ctx, bytes)
-    end
+    send_reply(state.ctx, bytes)
   else
     reply_error(state.ctx, state.call_id, "runtime",
       format("%s.%s returned a value that cannot be sent: %s", state.module, state.func, err))
