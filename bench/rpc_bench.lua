@@ -42,31 +42,37 @@ local function one_call(fn_name, args, on_result)
   cb(reply)
 end
 
--- Microseconds per operation: best of REPS runs of at least SECONDS each.
-local function micros(op)
-  local best = math.huge
+-- Microseconds per operation of each of `ops`: best of REPS runs of at least SECONDS each. The
+-- runs take turns (a, b, c, a, b, c, ...), so that a slow spell of the machine hits every
+-- operation alike instead of one figure of a ratio.
+local function micros(ops)
+  local best = {}
+  for i = 1, #ops do best[i] = math.huge end
   for _ = 1, REPS do
-    collectgarbage()
-    local n, start = 0, os.clock()
-    repeat
-      for _ = 1, 100 do op() end
-      n = n + 100
-    until os.clock() - start >= SECONDS
-    best = math.min(best, (os.clock() - start) / n * 1e6)
+    for i, op in ipairs(ops) do
+      collectgarbage()
+      local n, start = 0, os.clock()
+      repeat
+        for _ = 1, 100 do op() end
+        n = n + 100
+      until os.clock() - start >= SECONDS
+      best[i] = math.min(best[i], (os.clock() - start) / n * 1e6)
+    end
   end
   return best
 end
 
 local targets = { P1 = 2.0, P3 = 0.67 }
 print(string.format("remote_runner full-path call bench -- %s -- %s", _VERSION, os.date("%Y-%m-%d %H:%M:%S")))
-print(string.format("timing: os.clock CPU time, best of %d x >= %.2f s", REPS, SECONDS))
+print(string.format("timing: os.clock CPU time, best of %d x >= %.2f s, runs taking turns", REPS, SECONDS))
 print(string.format("%-4s %-6s %12s %14s %8s %s", "pay", "fn", "us/call", "cjson rt (us)", "ratio", "target"))
 local failures = 0
 for _, name in ipairs({ "P1", "P3" }) do
   local value = payloads[name]()
   local encode, decode = cjson.encode, cjson.decode
-  local cjson_us = micros(function() decode(encode(value)) end)
-  for _, fn_name in ipairs({ "noop", "echo" }) do
+  local fn_names = { "noop", "echo" }
+  local ops = { function() decode(encode(value)) end }
+  for _, fn_name in ipairs(fn_names) do
     -- Correctness once, before timing.
     local got
     one_call(fn_name, value, function(...) got = select("#", ...) end)
@@ -77,7 +83,12 @@ for _, name in ipairs({ "P1", "P3" }) do
       os.exit(1)
     end
     local on_result = function() end
-    local us = micros(function() one_call(fn_name, value, on_result) end)
+    ops[#ops + 1] = function() one_call(fn_name, value, on_result) end
+  end
+  local times = micros(ops)
+  local cjson_us = times[1]
+  for i, fn_name in ipairs(fn_names) do
+    local us = times[i + 1]
     local ratio = us / cjson_us
     local target = fn_name == "noop" and targets[name] or nil
     local verdict = ""
