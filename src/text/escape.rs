@@ -68,7 +68,21 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         let mut w = 0;
         *base = b'"';
         w += 1;
+        // Most strings are plain printable ASCII from start to end: find where that stops
+        // (eight bytes at a time, then byte by byte) and copy the run in one go.
         let mut i = 0;
+        while i + 8 <= s.len()
+            && !needs_care(u64::from_le_bytes(
+                s[i..i + 8].try_into().unwrap_or_default(),
+            ))
+        {
+            i += 8;
+        }
+        while i < s.len() && CLASS[s[i] as usize] == PLAIN {
+            i += 1;
+        }
+        std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(w), i);
+        w += i;
         // Bytes before this offset go one at a time: their chunk needed care. Binary data
         // fails chunk after chunk, so each failure doubles the stretch before the next try.
         let mut bytewise_until = 0;

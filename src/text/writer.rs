@@ -69,12 +69,18 @@ impl Writer {
     /// A string key: `name=` when the caller found it is an identifier, `["..."]=` otherwise.
     pub fn string_key(&mut self, key: &[u8], identifier: bool) {
         if identifier {
-            // Field names are short: a byte loop beats a call to memcpy.
             self.out.reserve(key.len() + 1);
-            for &b in key {
-                self.out.push(b);
+            let len = self.out.len();
+            // SAFETY: the capacity was reserved above; `set_len` covers the bytes written.
+            unsafe {
+                let dst = self.out.as_mut_ptr().add(len);
+                // Field names are short: a byte loop beats a call to memcpy.
+                for (i, &b) in key.iter().enumerate() {
+                    *dst.add(i) = b;
+                }
+                *dst.add(key.len()) = b'=';
+                self.out.set_len(len + key.len() + 1);
             }
-            self.out.push(b'=');
         } else {
             self.out.push(b'[');
             self.string(key);
