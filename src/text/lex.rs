@@ -57,6 +57,7 @@ const fn word(name: &[u8]) -> u64 {
 
 /// Lua's reserved words, by length and first byte: a name is compared with at most two words
 /// (0 never matches: names are not empty).
+#[inline]
 pub fn is_keyword(name: &[u8]) -> bool {
     const fn w(k: &[u8]) -> u64 {
         word(k)
@@ -124,26 +125,32 @@ impl<'a> Lexer<'a> {
         &self.src[self.start..self.pos]
     }
 
-    /// Steps over the `=` that `peek_is_assign` found, so it is not lexed twice.
-    pub fn skip_assign(&mut self) {
-        if self.peek(0) != Some(b'=') {
-            // Whitespace or comments first: take the slow way.
-            let _ = self.skip_space_and_comments();
+    /// Steps over a single `=` if that is the next token (after a field name in a
+    /// constructor); false, moving nothing, when the next token is anything else.
+    #[inline]
+    pub fn take_assign(&mut self) -> bool {
+        if self.peek(0) == Some(b'=') {
+            if self.peek(1) == Some(b'=') {
+                return false;
+            }
+            self.pos += 1;
+            return true;
         }
-        self.pos += 1;
+        self.take_assign_after_space()
     }
 
-    /// Whether the next token is a single `=` (a field name in a constructor).
-    pub fn peek_is_assign(&self) -> bool {
-        if let (Some(b'='), next) = (self.peek(0), self.peek(1)) {
-            return next != Some(b'=');
-        }
+    /// `take_assign` when whitespace or comments come first.
+    fn take_assign_after_space(&mut self) -> bool {
         let mut ahead = Lexer::new(self.src, self.has_integers);
         ahead.pos = self.pos;
         if ahead.skip_space_and_comments().is_err() {
             return false;
         }
-        ahead.peek(0) == Some(b'=') && ahead.peek(1) != Some(b'=')
+        if ahead.peek(0) == Some(b'=') && ahead.peek(1) != Some(b'=') {
+            self.pos = ahead.pos + 1;
+            return true;
+        }
+        false
     }
 
     /// The decoded bytes of the current string token.

@@ -394,15 +394,19 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     self.frames.push(Frame::Key);
                     return Ok(true);
                 }
-                Tok::Name if !is_keyword(self.lex.token_text()) && self.lex.peek_is_assign() => {
-                    self.count_node()?;
-                    {
-                        let r = self.b.string(self.lex.token_text());
-                        self.build(r)
-                    }?;
-                    self.lex.skip_assign();
-                    self.advance()?;
-                    Entry::Named
+                Tok::Name if !is_keyword(self.lex.token_text()) => {
+                    let name = self.lex.token_text();
+                    if self.lex.take_assign() {
+                        self.count_node()?;
+                        {
+                            let r = self.b.string(name);
+                            self.build(r)
+                        }?;
+                        self.advance()?;
+                        Entry::Named
+                    } else {
+                        Entry::Item
+                    }
                 }
                 _ => Entry::Item,
             };
