@@ -186,6 +186,37 @@ describe("(a) legacy requests are served", function()
     assert.same({ n = 1, true }, value)
   end)
 
+  it("argument arrays of every shape arrive as unpack(t, 1, t.n or #t)", function()
+    local texts = {
+      '{"a", "b"}', '{"a", "b", n = 2}', "{1, 2, 3, n = 1}", "{1, n = 3}", "{n = 0}", "{}",
+      '{n = 2, "a", "b"}', '{"a", "b", n = 2.0}', '{"a", "b", n = -1}', '{"a", "b", n = 1.5}',
+      '{"a", "b", n = "x"}', '{"a", "b", m = 3}', '{[1] = "a", [2] = "b"}', '{"a", [2] = "b", "c"}',
+      "{1, nil, 3}", "{1, nil, 3, n = 4}", '{{k = 1}, "x", n = 2}', "return {1, 2}",
+      "do local _ = {1, 2, n = 2}; return _; end",
+    }
+    for _, text in ipairs(texts) do
+      local ok, t = loader.plain_load(text)
+      assert(ok, t)
+      local count = #t
+      if math.type then
+        if math.type(t.n) == "integer" and t.n >= 0 then count = t.n end
+        if math.type(t.n) == "float" and t.n >= 0 and t.n == math.floor(t.n) then count = math.floor(t.n) end
+      elseif type(t.n) == "number" and t.n >= 0 and t.n == math.floor(t.n) then
+        count = t.n
+      end
+      local want = { n = count, unpack(t, 1, count) }
+      local req = legacy.encode_request({ module_name = "rpcfix.echo", function_name = "echo", arguments_dump = text })
+      local got
+      host:inject(2, req, function(bytes) got = bytes end)
+      host:pump()
+      local resp = assert(legacy.decode_response(got))
+      local ok2, value = loader.plain_load(resp.returned_dump)
+      assert(ok2, value)
+      local same, why = exact.equal(want, value, text)
+      assert(same, why)
+    end
+  end)
+
   it("svc.caller() is nil for a legacy caller (no caller fields)", function()
     local req = legacy.encode_request({ module_name = "rpcfix.echo", function_name = "caller", arguments_dump = "{}" })
     local got
@@ -308,6 +339,17 @@ describe("(c) legacy-style responses are consumed", function()
     { "{1, nil, 3}", { n = 3, 1, nil, 3 } },
     { '{n = 2} --[[table: 0x1]]', { n = 2 } },
     { '{"x", {y = {1, 2}}, n = 2}', { n = 2, "x", { y = { 1, 2 } } } },
+    -- n wins over the items, as in unpack(t, 1, t.n); an n that is not a count is ignored.
+    { "{1, 2, 3, n = 1}", { n = 1, 1 } },
+    { "{1, n = 3}", { n = 3, 1 } },
+    { '{n = 2, "a", "b"}', { n = 2, "a", "b" } },
+    { '{"a", "b", n = 2.0}', { n = 2, "a", "b" } },
+    { '{"a", "b", n = -1}', { n = 2, "a", "b" } },
+    { '{"a", "b", n = 1.5}', { n = 2, "a", "b" } },
+    { '{"a", "b", n = "x"}', { n = 2, "a", "b" } },
+    { '{"a", "b", m = 3}', { n = 2, "a", "b" } },
+    { '{[1] = "a", [2] = "b"}', { n = 2, "a", "b" } },
+    { '{"a", [2] = "b", "c"}', { n = 2, "a", "c" } },
   }
 
   for i, c in ipairs(CASES) do

@@ -22,6 +22,18 @@ pub unsafe fn number_at(l: *mut lua_State, idx: c_int) -> Num {
     }
 }
 
+/// The number at `idx` when it is an integer (or a float holding one exactly).
+///
+/// # Safety
+/// `idx` must hold a number.
+pub unsafe fn integer_at(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    match number_at(l, idx) {
+        Num::Int(i) => Some(i),
+        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+        Num::Float(_) => None,
+    }
+}
+
 /// `number_at` for a table key, in one call on Lua 5.3+: a float key with an integral value
 /// in range is stored as an integer key, so a key that converts to an integer is one.
 ///

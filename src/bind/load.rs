@@ -1,11 +1,13 @@
 //! `remote_runner.load(text [, opts]) -> true, value | false, err`: the parser drives a
 //! builder that makes Lua values directly on the Lua stack.
 
-use super::api::{bad_argument, bytes_at, guarded, push_bytes, push_int, type_name, HAS_INTEGERS};
+use super::api::{
+    bad_argument, bytes_at, guarded, integer_at, push_bytes, push_int, type_name, HAS_INTEGERS,
+};
 use super::args::{limit_field, opts_table};
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::limits::LoadLimits;
-use crate::text::parse::{parse_with, ParseScratch};
+use crate::text::parse::{parse_values_with, parse_with, ParseScratch};
 use mlua::ffi::{self, lua_State};
 use std::cell::RefCell;
 use std::os::raw::c_int;
@@ -94,6 +96,54 @@ impl Builder for LuaBuilder {
             self.reserved = self.top + n + RESERVE_CHUNK;
         }
         Ok(())
+    }
+    fn spread(
+        &mut self,
+        base: usize,
+        entries: &[Entry],
+        items: usize,
+    ) -> Result<Option<usize>, BuildError> {
+        let l = self.l;
+        let first = base as c_int + 1;
+        let count = match entries.split_last() {
+            Some((Entry::Named, rest)) if rest.len() == items => {
+                // `n = count` last: its key and value are the top two slots.
+                let (key, value) = (self.top - 1, self.top);
+                let is_n = unsafe { bytes_at(l, key) } == b"n";
+                let count = match unsafe { ffi::lua_type(l, value) } {
+                    ffi::LUA_TNUMBER if is_n => unsafe { integer_at(l, value) },
+                    _ => None,
+                };
+                match count {
+                    Some(c) if c >= 0 && c <= i64::from(c_int::MAX - 64) => c as usize,
+                    _ => return Ok(None),
+                }
+            }
+            _ if entries.len() == items => {
+                let any_nil = (first..first + items as c_int)
+                    .any(|slot| unsafe { ffi::lua_type(l, slot) } == ffi::LUA_TNIL);
+                if any_nil {
+                    return Ok(None); // `#t` of a table with holes is Lua's choice: keep the table
+                }
+                items
+            }
+            _ => return Ok(None),
+        };
+        if count > items {
+            let missing = (count - items) as c_int;
+            if self.reserve(count - items).is_err() {
+                return Ok(None);
+            }
+            // Drop `n = count`, then the trailing nils it stands for.
+            unsafe { ffi::lua_settop(l, first - 1 + items as c_int) };
+            for _ in 0..missing {
+                unsafe { ffi::lua_pushnil(l) };
+            }
+        } else {
+            unsafe { ffi::lua_settop(l, first - 1 + count as c_int) };
+        }
+        self.top = first - 1 + count as c_int;
+        Ok(Some(count))
     }
     fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult {
         let l = self.l;
@@ -248,6 +298,36 @@ pub unsafe fn load_bytes(
     text: &[u8],
     limits: &LoadLimits,
 ) -> Result<(), String> {
+    load(l, text, limits, false).map(|_| ())
+}
+
+/// What `load_values` pushed.
+pub enum Loaded {
+    /// One value (not necessarily a table).
+    Value,
+    /// The root table's values, this many, in its place (see `Builder::spread`).
+    Values(usize),
+}
+
+/// `load_bytes` for an argument or result array: a plain root constructor comes out as its
+/// values, saving the table the caller would only unpack.
+///
+/// # Safety
+/// A valid state.
+pub unsafe fn load_values(
+    l: *mut lua_State,
+    text: &[u8],
+    limits: &LoadLimits,
+) -> Result<Loaded, String> {
+    load(l, text, limits, true)
+}
+
+unsafe fn load(
+    l: *mut lua_State,
+    text: &[u8],
+    limits: &LoadLimits,
+    values: bool,
+) -> Result<Loaded, String> {
     let base = ffi::lua_gettop(l);
     if ffi::lua_checkstack(l, 8) == 0 {
         return Err("out of Lua stack".into());
@@ -260,15 +340,26 @@ pub unsafe fn load_bytes(
         top,
         reserved: top + 7,
     };
+    let run = |builder: &mut LuaBuilder, scratch: &mut ParseScratch| {
+        if values {
+            parse_values_with(text, limits, builder, scratch)
+        } else {
+            parse_with(text, limits, builder, scratch).map(|()| None)
+        }
+    };
     let parsed = PARSE_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => parse_with(text, limits, &mut builder, &mut scratch),
-        Err(_) => parse_with(text, limits, &mut builder, &mut ParseScratch::default()),
+        Ok(mut scratch) => run(&mut builder, &mut scratch),
+        Err(_) => run(&mut builder, &mut ParseScratch::default()),
     });
     match parsed {
-        Ok(()) => {
+        Ok(None) => {
             // The value takes the locals slot's place.
             ffi::lua_replace(l, base + 1);
-            Ok(())
+            Ok(Loaded::Value)
+        }
+        Ok(Some(count)) => {
+            ffi::lua_remove(l, base + 1);
+            Ok(Loaded::Values(count))
         }
         Err(e) => {
             ffi::lua_settop(l, base);

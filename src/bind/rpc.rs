@@ -4,11 +4,11 @@
 //! as Lua values on the stack, not as tables the Lua side would pack or unpack.
 
 use super::api::{
-    bad_argument, bytes_at, guarded, number_at, push_bytes, push_int, type_name, Num,
+    bad_argument, bytes_at, guarded, integer_at, number_at, push_bytes, push_int, type_name, Num,
     KEEP_BUFFER_BYTES,
 };
 use super::dump::dump_at;
-use super::load::load_bytes;
+use super::load::{load_values, Loaded};
 use crate::rpc::wire::{
     read_request, read_response, write_request, write_response, RequestView, ResponseView,
 };
@@ -72,15 +72,6 @@ unsafe fn string_arg<'a>(l: *mut lua_State, idx: c_int, fname: &str) -> Result<&
     Ok(bytes_at(l, idx))
 }
 
-/// The number at `idx` when it is an integer (or a float holding one exactly).
-unsafe fn integer_at(l: *mut lua_State, idx: c_int) -> Option<i64> {
-    match number_at(l, idx) {
-        Num::Int(i) => Some(i),
-        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
-        Num::Float(_) => None,
-    }
-}
-
 /// An integer argument, or None for nil. One C API call in the usual case: these arguments
 /// come from the embedded Lua layer, which passes integers (or integral floats).
 unsafe fn int_arg(l: *mut lua_State, idx: c_int, fname: &str) -> Result<Option<i64>, String> {
@@ -138,6 +129,35 @@ unsafe fn push_elements(l: *mut lua_State, table: c_int) -> bool {
         ffi::lua_rawgeti(l, table, i as ffi::lua_Integer);
     }
     true
+}
+
+/// Pushes the values of the argument or result array in `text` (`what` names it in errors),
+/// or returns why it cannot, with the stack as it was.
+unsafe fn push_array_values(
+    l: *mut lua_State,
+    text: &[u8],
+    limits: &LoadLimits,
+    what: &str,
+) -> Result<(), String> {
+    let below = ffi::lua_gettop(l);
+    match load_values(l, text, limits).map_err(|msg| format!("{what}: {msg}"))? {
+        Loaded::Values(_) => Ok(()),
+        Loaded::Value => {
+            // Not a plain constructor (a dump chunk, holes without `n`, other keys...):
+            // unpack the table as `unpack(t, 1, t.n or #t)` would.
+            let table = below + 1;
+            let failure = if ffi::lua_type(l, table) != ffi::LUA_TTABLE {
+                format!("{what} are a {}, not an array", type_name(l, table))
+            } else if !push_elements(l, table) {
+                format!("{what}: too many values")
+            } else {
+                ffi::lua_remove(l, table);
+                return Ok(());
+            };
+            ffi::lua_settop(l, below);
+            Err(failure)
+        }
+    }
 }
 
 /// The argument checks `run_mfa` and `call` need, done here where they cost little: server
@@ -245,16 +265,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         if request.module_name.is_empty() || request.function_name.is_empty() {
             return failure("request names no module or no function".into());
         }
-        if let Err(msg) = load_bytes(l, request.arguments_dump, &limits) {
-            return failure(format!("arguments: {msg}"));
-        }
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            return failure(format!(
-                "arguments are a {}, not an array",
-                type_name(l, -1)
-            ));
-        }
-        // Stack: content, limits, the arguments table (4); then the fields, then the values.
+        // Stack: content and limits (3), then the fields, then the argument values.
         ffi::lua_checkstack(l, 8);
         push_bytes(l, request.module_name);
         push_bytes(l, request.function_name);
@@ -268,10 +279,10 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
                 None => ffi::lua_pushnil(l),
             }
         }
-        if !push_elements(l, 4) {
-            return failure("arguments: too many values".into());
+        if let Err(msg) = push_array_values(l, request.arguments_dump, &limits, "arguments") {
+            return failure(msg);
         }
-        Ok(ffi::lua_gettop(l) - 4)
+        Ok(ffi::lua_gettop(l) - 3)
     })
 }
 
@@ -416,23 +427,12 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
                 .map_or("runtime", |k| k.as_str());
             return failure(kind, response.error_message, Some(response.traceback));
         }
-        if let Err(msg) = load_bytes(l, response.returned_dump, &limits) {
-            return failure("bad_response", &format!("results: {msg}"), None);
-        }
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            let got = type_name(l, -1);
-            return failure(
-                "bad_response",
-                &format!("results are a {got}, not an array"),
-                None,
-            );
-        }
-        // Stack: content, limits, the results table (4), then true and the values.
+        // Stack: content and limits (3), then true and the values.
         ffi::lua_checkstack(l, 8);
         ffi::lua_pushboolean(l, 1);
-        if !push_elements(l, 4) {
-            return failure("bad_response", "results: too many values", None);
+        if let Err(msg) = push_array_values(l, response.returned_dump, &limits, "results") {
+            return failure("bad_response", &msg, None);
         }
-        Ok(ffi::lua_gettop(l) - 4)
+        Ok(ffi::lua_gettop(l) - 3)
     })
 }

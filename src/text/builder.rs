@@ -108,6 +108,20 @@ pub trait Builder {
     fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult;
     /// Room for `n` more values on the stack.
     fn reserve(&mut self, n: usize) -> BuildResult;
+    /// At the `}` of the root table, when the caller wants an argument or result array as
+    /// values rather than a table: `.. <entries above base>` → `.. v1 .. vk` and `Some(k)`,
+    /// when the entries are positional items, optionally followed by a last `n = count`
+    /// (a non-negative integer; k is that count, as `unpack(t, 1, t.n)` would give), and,
+    /// without `n`, no item is nil (so that k is `#t`). `None`, the stack untouched, for any
+    /// other table: the parser then builds it.
+    fn spread(
+        &mut self,
+        _base: usize,
+        _entries: &[Entry],
+        _items: usize,
+    ) -> Result<Option<usize>, BuildError> {
+        Ok(None)
+    }
     /// `.. t v` → `.. t` with `t[index] = v`: positional items after a table was built early.
     fn append(&mut self, index: i64) -> BuildResult;
     /// `.. t k v` → `.. t` with `t[k] = v`: keyed entries after a table was built early.

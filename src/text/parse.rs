@@ -41,6 +41,28 @@ pub fn parse_with<B: Builder>(
     builder: &mut B,
     scratch: &mut ParseScratch,
 ) -> Result<(), ParseError> {
+    run(src, limits, builder, scratch, false).map(|_| ())
+}
+
+/// `parse_with` for an argument or result array: when the text is a plain constructor the
+/// builder can spread (see `Builder::spread`), its values are left on the stack instead of
+/// a table, and their count is returned; otherwise one value, and `None`.
+pub fn parse_values_with<B: Builder>(
+    src: &[u8],
+    limits: &LoadLimits,
+    builder: &mut B,
+    scratch: &mut ParseScratch,
+) -> Result<Option<usize>, ParseError> {
+    run(src, limits, builder, scratch, true)
+}
+
+fn run<B: Builder>(
+    src: &[u8],
+    limits: &LoadLimits,
+    builder: &mut B,
+    scratch: &mut ParseScratch,
+    want_values: bool,
+) -> Result<Option<usize>, ParseError> {
     if src.len() > limits.max_bytes {
         return Err(ParseError::new(
             0,
@@ -65,9 +87,12 @@ pub fn parse_with<B: Builder>(
         frames: &mut scratch.frames,
         entries: &mut scratch.entries,
         locals: Vec::new(),
+        want_values,
+        spread: None,
     };
     p.advance()?;
-    p.top()
+    p.top()?;
+    Ok(p.spread)
 }
 
 #[derive(Clone, Copy)]
@@ -101,6 +126,11 @@ struct Parser<'s, 'b, B: Builder> {
     entries: &'b mut Vec<Entry>,
     /// Spans of declared local names; the index is the builder's slot.
     locals: Vec<&'s [u8]>,
+    /// The root table may be left as its values (`parse_values_with`); cleared once the
+    /// root value has started, so that no other table qualifies.
+    want_values: bool,
+    /// How many values the root table was spread into.
+    spread: Option<usize>,
 }
 
 impl<'s, B: Builder> Parser<'s, '_, B> {
@@ -166,6 +196,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     }
 
     fn top(&mut self) -> Result<(), ParseError> {
+        let want_values = std::mem::take(&mut self.want_values);
         if self.tok == Tok::Eof {
             return Err(self.err(ParseErrorKind::Empty));
         }
@@ -182,6 +213,8 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             if self.is_word(b"return") {
                 self.advance()?;
             }
+            // Only a constructor right here is the root table; chunk forms build tables.
+            self.want_values = want_values && self.tok == Tok::LBrace;
             self.value()?;
         }
         if self.tok != Tok::Eof {
@@ -504,11 +537,31 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         else {
             unreachable!("a closing brace closes a table frame")
         };
-        if !built {
+        if !built && !self.spread_root(base, first)? {
             self.build_pending(base, first)?;
         }
         self.depth -= 1;
         self.advance()
+    }
+
+    /// At a table's `}`: when it is the root and the caller wants its values, asks the
+    /// builder to leave them on the stack. True when it did.
+    fn spread_root(&mut self, base: usize, first: usize) -> Result<bool, ParseError> {
+        if !self.want_values || !self.frames.is_empty() {
+            return Ok(false);
+        }
+        self.want_values = false;
+        let entries = &self.entries[first..];
+        let items = entries.iter().filter(|&&e| e == Entry::Item).count();
+        let spread = self.b.spread(base, entries, items);
+        match spread.map_err(|e| self.err(ParseErrorKind::Build(e)))? {
+            Some(count) => {
+                self.entries.truncate(first);
+                self.spread = Some(count);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// After a path read: `.name` steps are taken here; `[` pushes a frame and returns true.
