@@ -187,11 +187,13 @@ describe("(a) legacy requests are served", function()
   end)
 
   it("argument arrays of every shape arrive as unpack(t, 1, t.n or #t)", function()
+    -- (Holes without n are left out: `#t` may then be any border, and LuaJIT's constructor
+    -- picks another one than a table filled through the C API.)
     local texts = {
       '{"a", "b"}', '{"a", "b", n = 2}', "{1, 2, 3, n = 1}", "{1, n = 3}", "{n = 0}", "{}",
       '{n = 2, "a", "b"}', '{"a", "b", n = 2.0}', '{"a", "b", n = -1}', '{"a", "b", n = 1.5}',
       '{"a", "b", n = "x"}', '{"a", "b", m = 3}', '{[1] = "a", [2] = "b"}', '{"a", [2] = "b", "c"}',
-      "{1, nil, 3}", "{1, nil, 3, n = 4}", '{{k = 1}, "x", n = 2}', "return {1, 2}",
+      "{1, nil, 3, n = 4}", '{{k = 1}, "x", n = 2}', "return {1, 2}",
       "do local _ = {1, 2, n = 2}; return _; end",
     }
     for _, text in ipairs(texts) do
