@@ -147,6 +147,19 @@ end)
 describe("(a) legacy requests are served", function()
   before_each(function() svc.allow("rpcfix.echo") end)
 
+  -- Serves a legacy request for rpcfix.echo.<func> and returns its results, read back with
+  -- the legacy schema and plain load.
+  local function serve_legacy(func, arguments_dump)
+    local req = legacy.encode_request({ module_name = "rpcfix.echo", function_name = func, arguments_dump = arguments_dump })
+    local got
+    host:inject(2, req, function(bytes) got = bytes end)
+    host:pump()
+    local resp = assert(legacy.decode_response(got))
+    local ok, value = loader.plain_load(resp.returned_dump)
+    assert(ok, value)
+    return value
+  end
+
   for idx, item in ipairs(ARRAYS) do
     local rec = item.rec
     it("#" .. idx .. " " .. rec.case .. " [" .. rec.mode .. "]", function()
@@ -199,34 +212,16 @@ describe("(a) legacy requests are served", function()
     for _, text in ipairs(texts) do
       local ok, t = loader.plain_load(text)
       assert(ok, t)
-      local count = #t
-      if math.type then
-        if math.type(t.n) == "integer" and t.n >= 0 then count = t.n end
-        if math.type(t.n) == "float" and t.n >= 0 and t.n == math.floor(t.n) then count = math.floor(t.n) end
-      elseif type(t.n) == "number" and t.n >= 0 and t.n == math.floor(t.n) then
-        count = t.n
-      end
+      local count, n = #t, t.n
+      if type(n) == "number" and n >= 0 and n == math.floor(n) then count = math.floor(n) end
       local want = { n = count, unpack(t, 1, count) }
-      local req = legacy.encode_request({ module_name = "rpcfix.echo", function_name = "echo", arguments_dump = text })
-      local got
-      host:inject(2, req, function(bytes) got = bytes end)
-      host:pump()
-      local resp = assert(legacy.decode_response(got))
-      local ok2, value = loader.plain_load(resp.returned_dump)
-      assert(ok2, value)
-      local same, why = exact.equal(want, value, text)
+      local same, why = exact.equal(want, serve_legacy("echo", text), text)
       assert(same, why)
     end
   end)
 
   it("svc.caller() is nil for a legacy caller (no caller fields)", function()
-    local req = legacy.encode_request({ module_name = "rpcfix.echo", function_name = "caller", arguments_dump = "{}" })
-    local got
-    host:inject(2, req, function(bytes) got = bytes end)
-    host:pump()
-    local resp = assert(legacy.decode_response(got))
-    local ok, value = loader.plain_load(resp.returned_dump)
-    assert(ok, value)
+    local value = serve_legacy("caller", "{}")
     assert.is_nil(value[1])
     assert.is_nil(value[2])
   end)
