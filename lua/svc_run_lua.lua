@@ -98,9 +98,7 @@ local MAX_IDLE = 64
 local function serve(state, fn, ...)
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
-  if not state.busy then return end -- answered already (a yield outside rr.call)
-  state.busy = false
-  internal.serving = internal.serving - 1
+  if not end_job(state) then return end -- answered already (a yield outside rr.call)
   if bytes then
     send_reply(state.ctx, bytes)
   else
