@@ -12,7 +12,8 @@
 -- Timing: os.clock (process CPU time). For each (lib, payload, op) a
 -- calibration batch doubles until it takes >= 10 ms (this is the warm-up),
 -- then each repetition does a full collectgarbage() and runs batches until
--- BENCH_SECONDS have elapsed, with the GC left running. Best of BENCH_REPS.
+-- BENCH_SECONDS have elapsed, with the GC left running. Best of BENCH_REPS;
+-- the repetitions of all libraries and operations of a payload take turns.
 
 local clock = os.clock
 local fmt = string.format
@@ -215,33 +216,46 @@ local function run_batch(op, fn_dump, fn_load, value, encoded, n)
   end
 end
 
--- Best ops/s over REPS repetitions.
-local function measure(lib, op, value, encoded)
-  local fn_dump, fn_load = lib.dump, lib.load
-  -- Warm-up / calibration: grow the batch until it takes >= 10 ms.
+-- Batch size for one (lib, op): doubled until a batch takes >= 10 ms (this is the warm-up).
+local function calibrate(lib, op, value, encoded)
   local n = 1
   while true do
     local t0 = clock()
-    run_batch(op, fn_dump, fn_load, value, encoded, n)
-    if clock() - t0 >= CALIBRATE_SECONDS or n >= 2 ^ 30 then break end
+    run_batch(op, lib.dump, lib.load, value, encoded, n)
+    if clock() - t0 >= CALIBRATE_SECONDS or n >= 2 ^ 30 then return n end
     n = n * 2
   end
-  local best = 0
-  for _ = 1, REPS do
-    collectgarbage()
-    collectgarbage()
-    local count = 0
-    local t0 = clock()
-    local elapsed
-    repeat
-      run_batch(op, fn_dump, fn_load, value, encoded, n)
-      count = count + n
-      elapsed = clock() - t0
-    until elapsed >= SECONDS
-    local rate = count / elapsed
-    if rate > best then best = rate end
+end
+
+-- Ops/s of one repetition: batches until SECONDS have elapsed.
+local function rate(lib, op, value, encoded, n)
+  collectgarbage()
+  collectgarbage()
+  local count = 0
+  local t0 = clock()
+  local elapsed
+  repeat
+    run_batch(op, lib.dump, lib.load, value, encoded, n)
+    count = count + n
+    elapsed = clock() - t0
+  until elapsed >= SECONDS
+  return count / elapsed
+end
+
+-- Best ops/s over REPS repetitions for every job ({lib=, op=, value=, encoded=}). The
+-- repetitions take turns across all jobs, so that a slow spell of the machine hits every
+-- library alike instead of one side of a ratio.
+local function measure_all(jobs)
+  for _, job in ipairs(jobs) do
+    job.n = calibrate(job.lib, job.op, job.value, job.encoded)
+    job.best = 0
   end
-  return best
+  for _ = 1, REPS do
+    for _, job in ipairs(jobs) do
+      local r = rate(job.lib, job.op, job.value, job.encoded, job.n)
+      if r > job.best then job.best = r end
+    end
+  end
 end
 
 -- Output ------------------------------------------------------------------
@@ -270,7 +284,7 @@ local function out(...) io.write(fmt(...), "\n") io.stdout:flush() end
 
 out("remote_runner codec bench -- %s -- %s", _VERSION, os.date("%Y-%m-%d %H:%M:%S"))
 out("cpu: %s", cpu_model())
-out("timing: os.clock CPU time, >= %.2f s per figure, best of %d, GC running", SECONDS, REPS)
+out("timing: os.clock CPU time, >= %.2f s per figure, best of %d taking turns, GC running", SECONDS, REPS)
 local rr_version = rr._VERSION or rr.VERSION
 out("remote_runner%s  [%s]", rr_version and (" " .. tostring(rr_version)) or "", rr_path)
 out("cjson %s (lua-cjson, C)  [%s]", tostring(cjson._VERSION), find_module("cjson"))
@@ -294,6 +308,7 @@ local below, corrupt = 0, 0
 
 for _, p in ipairs(PAYLOADS) do
   local results = {}
+  local jobs, rows = {}, {}
   for _, lib in ipairs(LIBS) do
     local value = payloads[p.name]()
     local encoded, verdict = check(lib, value)
@@ -301,17 +316,30 @@ for _, p in ipairs(PAYLOADS) do
       die(1, fmt("\nFATAL: remote_runner round trip of %s is wrong: %s",
         p.name, verdict))
     end
+    local row = { lib = lib, encoded = encoded, verdict = verdict }
+    rows[#rows + 1] = row
     if encoded == nil or verdict:match("^CORRUPT") then
       corrupt = corrupt + 1
-      out("%-4s %-14s %14s %14s %14s %9s  %s", p.name, lib.name, "-", "-", "-",
-        encoded and #encoded or "-", verdict)
     else
-      local rt = measure(lib, "rt", value, encoded)
-      local d = measure(lib, "dump", value, encoded)
-      local l = measure(lib, "load", value, encoded)
+      row.jobs = {}
+      for _, op in ipairs({ "rt", "dump", "load" }) do
+        local job = { lib = lib, op = op, value = value, encoded = encoded }
+        row.jobs[op] = job
+        jobs[#jobs + 1] = job
+      end
+    end
+  end
+  measure_all(jobs)
+  for _, row in ipairs(rows) do
+    local lib, encoded = row.lib, row.encoded
+    if not row.jobs then
+      out("%-4s %-14s %14s %14s %14s %9s  %s", p.name, lib.name, "-", "-", "-",
+        encoded and #encoded or "-", row.verdict)
+    else
+      local rt, d, l = row.jobs.rt.best, row.jobs.dump.best, row.jobs.load.best
       results[lib.name] = { rt = rt, dump = d, load = l }
       out("%-4s %-14s %14s %14s %14s %9d  %s", p.name, lib.name,
-        thousands(rt), thousands(d), thousands(l), #encoded, verdict)
+        thousands(rt), thousands(d), thousands(l), #encoded, row.verdict)
     end
   end
   local a, b = results["remote_runner"], results["cjson"]
