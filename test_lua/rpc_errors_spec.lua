@@ -362,6 +362,34 @@ describe("limits and odd served functions", function()
     check_err(rec.err, "bad_response", 2, "legacy.peer", "f", rec.id)
   end)
 
+  it("an argument count beyond what a Lua stack holds: bad_request, nothing runs", function()
+    svc.allow("event.dispatcher")
+    for _, text in ipairs({ "{n = 2147483000}", "{1, 2, n = 2147483583}", "{n = 5000000}" }) do
+      host:clear_faults()
+      host:fault({ on = "request", action = "corrupt", fn = function()
+        return legacy.encode_request({ module_name = "event.dispatcher", function_name = "dispatch",
+          arguments_dump = text })
+      end })
+      local rec = host:call(2, "event.dispatcher", "dispatch", { 1 })
+      host:pump()
+      assert.equal(1, rec.fired, text)
+      check_err(rec.err, "bad_request", 2, "event.dispatcher", "dispatch", rec.id)
+      assert.is_truthy(has(rec.err.message, "too many values"), rec.err.message)
+    end
+    assert.equal(0, #require("event.dispatcher").calls)
+  end)
+
+  it("a result count beyond what a Lua stack holds: bad_response", function()
+    for _, text in ipairs({ "{n = 2147483000}", "{true, n = 2147483583}" }) do
+      host:clear_faults()
+      host:fault({ on = "request", action = "answer", bytes = legacy.encode_response(text) })
+      local rec = host:call(2, "legacy.peer", "f", {})
+      host:pump()
+      assert.equal(1, rec.fired, text)
+      check_err(rec.err, "bad_response", 2, "legacy.peer", "f", rec.id)
+    end
+  end)
+
   it("a served function that yields outside rr.call still gets exactly one reply", function()
     local rec = host:call(2, "rpcfix.echo", "yield_bare", {})
     host:pump()

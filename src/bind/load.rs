@@ -88,9 +88,10 @@ impl Builder for LuaBuilder {
     }
     #[inline]
     fn reserve(&mut self, n: usize) -> BuildResult {
-        let n = n as c_int;
-        if self.top + n > self.reserved {
-            if unsafe { ffi::lua_checkstack(self.l, n + RESERVE_CHUNK) } == 0 {
+        // Saturating: a count past c_int's range is refused by lua_checkstack, not wrapped.
+        let n = c_int::try_from(n).unwrap_or(c_int::MAX);
+        if self.top.saturating_add(n) > self.reserved {
+            if unsafe { ffi::lua_checkstack(self.l, n.saturating_add(RESERVE_CHUNK)) } == 0 {
                 return Err(BuildError::Exhausted("Lua stack"));
             }
             self.reserved = self.top + n + RESERVE_CHUNK;
@@ -114,8 +115,10 @@ impl Builder for LuaBuilder {
                     ffi::LUA_TNUMBER if is_n => unsafe { integer_at(l, value) },
                     _ => None,
                 };
+                // More values than a Lua stack holds (LUAI_MAXSTACK is 1,000,000) take the
+                // table path, which reports them.
                 match count {
-                    Some(c) if c >= 0 && c <= i64::from(c_int::MAX - 64) => c as usize,
+                    Some(c) if (0..=1_000_000).contains(&c) => c as usize,
                     _ => return Ok(None),
                 }
             }
