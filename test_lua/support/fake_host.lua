@@ -579,14 +579,10 @@ end
 -- Runs fn(...) in a coroutine (for rr.call). Returns a record
 -- { done = bool, ok = bool|nil, results = packed, err = ..., co = thread }; fields fill in
 -- when the coroutine finishes (the module resumes it when the reply comes).
-function Host.spawn(fn, ...)
+-- Runs body(rec) in a new coroutine up to its first yield; a failure there ends the record.
+local function start(body)
   local rec = { done = false }
-  local args = Host.pack(...)
-  rec.co = coroutine.create(function()
-    rec.results = Host.pack(fn(Host.unpack(args)))
-    rec.done = true
-    rec.ok = true
-  end)
+  rec.co = coroutine.create(function() body(rec) end)
   local ok, err = coroutine.resume(rec.co)
   if not ok then
     rec.done = true
@@ -596,15 +592,23 @@ function Host.spawn(fn, ...)
   return rec
 end
 
+function Host.spawn(fn, ...)
+  local args = Host.pack(...)
+  return start(function(rec)
+    rec.results = Host.pack(fn(Host.unpack(args)))
+    rec.done = true
+    rec.ok = true
+  end)
+end
+
 -- PUC Lua 5.1 cannot yield across pcall; 5.2+ and LuaJIT can.
 Host.YIELD_ACROSS_PCALL = not (_VERSION == "Lua 5.1" and rawget(_G, "jit") == nil)
 
 -- Like spawn, but fn runs under pcall inside the coroutine, so an error raised by rr.call is
 -- caught: rec.ok = false, rec.err = the error value. Needs Host.YIELD_ACROSS_PCALL.
 function Host.spawn_catch(fn, ...)
-  local rec = { done = false }
   local args = Host.pack(...)
-  rec.co = coroutine.create(function()
+  return start(function(rec)
     local r = Host.pack(pcall(fn, Host.unpack(args)))
     rec.ok = r[1]
     if r[1] then
@@ -614,13 +618,6 @@ function Host.spawn_catch(fn, ...)
     end
     rec.done = true
   end)
-  local ok, err = coroutine.resume(rec.co)
-  if not ok then
-    rec.done = true
-    rec.ok = false
-    rec.err = err
-  end
-  return rec
 end
 
 -- The after_each check shared by the rpc specs: settles the host, tears it down, and returns
