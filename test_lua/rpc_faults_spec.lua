@@ -166,15 +166,21 @@ describe("reorder", function()
 end)
 
 describe("corrupt", function()
+  -- 30 echo calls under `fault`, run until every one has ended (answered or timed out).
+  local function thirty_calls_under(fault)
+    local recs = {}
+    host:fault(fault)
+    for i = 1, 30 do
+      recs[i] = host:call(2, "rpcfix.echo", "echo", { i })
+    end
+    host:pump()
+    host:advance(6)
+    return recs
+  end
+
   for _, mode in ipairs({ "garbage", "flip", "truncate" }) do
     it("a request corrupted by '" .. mode .. "' ends exactly once, with a classified error or a result", function()
-      local recs = {}
-      host:fault({ on = "request", action = "corrupt", mode = mode, times = 30 })
-      for i = 1, 30 do
-        recs[i] = host:call(2, "rpcfix.echo", "echo", { i })
-      end
-      host:pump()
-      host:advance(6)
+      local recs = thirty_calls_under({ on = "request", action = "corrupt", mode = mode, times = 30 })
       for i = 1, 30 do
         local r = recs[i]
         assert.equal(1, r.fired)
@@ -192,13 +198,7 @@ describe("corrupt", function()
     end)
 
     it("a reply corrupted by '" .. mode .. "' ends exactly once", function()
-      local recs = {}
-      host:fault({ on = "reply", action = "corrupt", mode = mode, times = 30 })
-      for i = 1, 30 do
-        recs[i] = host:call(2, "rpcfix.echo", "echo", { i })
-      end
-      host:pump()
-      host:advance(6)
+      local recs = thirty_calls_under({ on = "reply", action = "corrupt", mode = mode, times = 30 })
       for i = 1, 30 do
         local r = recs[i]
         assert.equal(1, r.fired)
