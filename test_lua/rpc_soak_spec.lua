@@ -44,18 +44,25 @@ local function run(n, issue, after_batch)
   end
 end
 
+-- `warmup` calls, then `n` measured ones, both through run(); fails when memory grew past
+-- the tolerance over the measured ones. Returns how many calls were made in all.
+local function assert_flat(warmup, n, issue, after_batch)
+  run(warmup, issue, after_batch)
+  local kb0 = full_gc()
+  run(n, issue, after_batch)
+  local kb1 = full_gc()
+  assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB over %d calls", kb0, kb1, n))
+  return warmup + n
+end
+
 describe("soak: memory stays flat", function()
   it(CALLS .. " run_mfa calls of a no-op function", function()
     local done = 0
     local function on_result() done = done + 1 end
     local function issue() rr.run_mfa(2, "rpcfix.echo", "noop", {}, on_result) end
-    run(WARMUP, issue)
-    local kb0 = full_gc()
-    run(CALLS, issue)
-    local kb1 = full_gc()
-    assert.equal(WARMUP + CALLS, done)
+    local calls = assert_flat(WARMUP, CALLS, issue)
+    assert.equal(calls, done)
     assert.equal(0, host:in_flight())
-    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB over %d calls", kb0, kb1, CALLS))
   end)
 
   it(math.floor(CALLS / 10) .. " rr.call round trips from coroutines, with arguments and results", function()
@@ -69,12 +76,8 @@ describe("soak: memory stays flat", function()
       local co = coroutine.create(body)
       assert(coroutine.resume(co, i))
     end
-    run(math.floor(WARMUP / 10), issue)
-    local kb0 = full_gc()
-    run(n, issue)
-    local kb1 = full_gc()
-    assert.equal(math.floor(WARMUP / 10) + n, done)
-    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+    local calls = assert_flat(math.floor(WARMUP / 10), n, issue)
+    assert.equal(calls, done)
   end)
 
   it("calls that time out (requests dropped) leave nothing behind", function()
@@ -84,13 +87,9 @@ describe("soak: memory stays flat", function()
     local opts = { timeout = 1, on_error = function() errors = errors + 1 end }
     local function issue() rr.run_mfa(3, "rpcfix.echo", "noop", {}, function() end, opts) end
     local function tick() host:advance(1.5) end
-    run(math.floor(WARMUP / 10), issue, tick)
-    local kb0 = full_gc()
-    run(n, issue, tick)
-    local kb1 = full_gc()
-    assert.equal(math.floor(WARMUP / 10) + n, errors)
+    local calls = assert_flat(math.floor(WARMUP / 10), n, issue, tick)
+    assert.equal(calls, errors)
     assert.equal(0, host:in_flight())
-    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
   end)
 
   it("failing served calls (runtime errors with tracebacks) leave nothing behind", function()
@@ -98,12 +97,8 @@ describe("soak: memory stays flat", function()
     local errors = 0
     local opts = { on_error = function() errors = errors + 1 end }
     local function issue() rr.run_mfa(2, "rpcfix.echo", "raise", { "soak" }, function() end, opts) end
-    run(math.floor(WARMUP / 10), issue)
-    local kb0 = full_gc()
-    run(n, issue)
-    local kb1 = full_gc()
-    assert.equal(math.floor(WARMUP / 10) + n, errors)
-    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+    local calls = assert_flat(math.floor(WARMUP / 10), n, issue)
+    assert.equal(calls, errors)
   end)
 
   it("nested calls (served coroutines) leave nothing behind", function()
@@ -112,11 +107,7 @@ describe("soak: memory stays flat", function()
     local done = 0
     local function on_result(v) if v == "n" then done = done + 1 end end
     local function issue() rr.run_mfa(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "n" }, on_result) end
-    run(math.floor(WARMUP / 20), issue)
-    local kb0 = full_gc()
-    run(n, issue)
-    local kb1 = full_gc()
-    assert.equal(math.floor(WARMUP / 20) + n, done)
-    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB", kb0, kb1))
+    local calls = assert_flat(math.floor(WARMUP / 20), n, issue)
+    assert.equal(calls, done)
   end)
 end)
