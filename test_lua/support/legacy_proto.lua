@@ -190,22 +190,23 @@ function M.decode_response(s)
   return t, unknown
 end
 
--- The value of a varint field (nil when absent).
-function M.varint_of(s, num)
+-- The value of field `num` when it is there with wire type `wire` (else nil).
+local function value_of(s, num, wire)
   local list = M.fields(s)
   if not list then return nil end
   local f = M.find(list, num)
-  if f and f.wire == M.VARINT then return f.value end
+  if f and f.wire == wire then return f.value end
   return nil
+end
+
+-- The value of a varint field (nil when absent).
+function M.varint_of(s, num)
+  return value_of(s, num, M.VARINT)
 end
 
 -- The bytes of a length-delimited field (nil when absent).
 function M.bytes_of(s, num)
-  local list = M.fields(s)
-  if not list then return nil end
-  local f = M.find(list, num)
-  if f and f.wire == M.LEN then return f.value end
-  return nil
+  return value_of(s, num, M.LEN)
 end
 
 return M
