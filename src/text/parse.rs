@@ -508,9 +508,9 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             return self.build(r);
         }
         self.entries.push(kind);
-        let (base, first) = (*base, *first);
+        let (base, first, items) = (*base, *first, *pos as usize);
         if self.entries.len() - first >= MAX_PENDING {
-            self.build_pending(base, first)?;
+            self.build_pending(base, first, items)?;
             if let Some(Frame::Table { built, .. }) = self.frames.last_mut() {
                 *built = true;
             }
@@ -520,10 +520,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         self.build(r)
     }
 
-    /// Makes the table from its pending entries.
-    fn build_pending(&mut self, base: usize, first: usize) -> Result<(), ParseError> {
+    /// Makes the table from its pending entries, `items` of them positional (a table not
+    /// built yet has all its items pending).
+    fn build_pending(&mut self, base: usize, first: usize, items: usize) -> Result<(), ParseError> {
         let entries = &self.entries[first..];
-        let items = entries.iter().filter(|&&e| e == Entry::Item).count();
         let r = self.b.build_table(base, entries, items);
         self.entries.truncate(first);
         self.build(r)
@@ -532,13 +532,17 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     /// At `}`: builds the table unless it was built early, and leaves it as a value.
     fn close_table(&mut self) -> Result<(), ParseError> {
         let Some(Frame::Table {
-            base, first, built, ..
+            pos,
+            base,
+            first,
+            built,
         }) = self.frames.pop()
         else {
             unreachable!("a closing brace closes a table frame")
         };
-        if !built && !self.spread_root(base, first)? {
-            self.build_pending(base, first)?;
+        let items = pos as usize;
+        if !built && !self.spread_root(base, first, items)? {
+            self.build_pending(base, first, items)?;
         }
         self.depth -= 1;
         self.advance()
@@ -546,14 +550,12 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     /// At a table's `}`: when it is the root and the caller wants its values, asks the
     /// builder to leave them on the stack. True when it did.
-    fn spread_root(&mut self, base: usize, first: usize) -> Result<bool, ParseError> {
+    fn spread_root(&mut self, base: usize, first: usize, items: usize) -> Result<bool, ParseError> {
         if !self.want_values || !self.frames.is_empty() {
             return Ok(false);
         }
         self.want_values = false;
-        let entries = &self.entries[first..];
-        let items = entries.iter().filter(|&&e| e == Entry::Item).count();
-        let spread = self.b.spread(base, entries, items);
+        let spread = self.b.spread(base, &self.entries[first..], items);
         match spread.map_err(|e| self.err(ParseErrorKind::Build(e)))? {
             Some(count) => {
                 self.entries.truncate(first);
