@@ -301,12 +301,8 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   if request == nil then return nil end
   next_call_id = id + 1
   local now = clock()
-  local deadline = now + timeout
-  -- slot_of(deadline), inlined
-  local q = deadline / SLOT_SECONDS
-  local frac = q % 1
-  local slot = frac == frac and q - frac + 1 or q
-  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, deadline, slot }
+  -- The slot (last field) is set by schedule once the call is in flight.
+  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0 }
   if in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
     return id
@@ -321,12 +317,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   pending[id] = call
   in_flight = in_flight + 1
   per_server[svr_id] = to_server + 1
-  local bucket = wheel[slot]
-  if bucket then
-    bucket[id] = call
-  else
-    wheel[slot] = { [id] = call }
-  end
+  schedule(call)
   if next_slot == nil then next_slot = slot_of(now) end
   sent = sent + 1
   bytes_out = bytes_out + #request
