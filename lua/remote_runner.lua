@@ -159,13 +159,15 @@ local function count_failure(kind)
 end
 
 -- A user callback's failure is logged with its traceback, never raised into the transport or poll.
+local function run_callback(fn, ...)
+  local ok, err = xpcall_args(fn, traceback, ...)
+  if not ok then log("error", "callback failed: " .. tostring(err)) end
+end
+
 local function succeed(call, ...)
   completed = completed + 1
   local on_result = call[ON_RESULT]
-  if on_result then
-    local ok, err = xpcall_args(on_result, traceback, ...)
-    if not ok then log("error", "callback failed: " .. tostring(err)) end
-  end
+  if on_result then run_callback(on_result, ...) end
 end
 
 local function fail_now(call, kind, message, remote_traceback)
@@ -173,8 +175,7 @@ local function fail_now(call, kind, message, remote_traceback)
   local err = new_error(kind, message, call, remote_traceback)
   local on_error = call[ON_ERROR]
   if on_error then
-    local ok, cb_err = xpcall_args(on_error, traceback, err)
-    if not ok then log("error", "callback failed: " .. tostring(cb_err)) end
+    run_callback(on_error, err)
   else
     log("warn", tostring(err))
   end
