@@ -305,15 +305,21 @@ pub fn write_float(out: &mut Vec<u8>, v: f64) {
     } else if v == 0.0 && v.is_sign_negative() {
         out.extend_from_slice(b"-1/(1/0)");
     } else {
-        // ryu writes the shortest text that reads back exactly, always with '.' or 'e', in
-        // at most 24 bytes.
-        out.reserve(24);
-        let len = out.len();
-        // SAFETY: 24 bytes of spare capacity were reserved; `v` is finite; `set_len` covers
-        // the bytes written.
-        unsafe {
-            let written = ryu::raw::format64(v, out.as_mut_ptr().add(len));
-            out.set_len(len + written);
+        // zmij writes the shortest text that reads back exactly, always with '.' or 'e'.
+        let mut buf = zmij::Buffer::new();
+        let text = buf.format_finite(v).as_bytes();
+        // Large magnitudes come as `1e+16`: drop the '+', for the shorter form other writers use.
+        let plus = if v.abs() >= 1e15 {
+            text.iter().position(|&c| c == b'+')
+        } else {
+            None
+        };
+        match plus {
+            Some(at) => {
+                out.extend_from_slice(&text[..at]);
+                out.extend_from_slice(&text[at + 1..]);
+            }
+            None => out.extend_from_slice(text),
         }
     }
 }
@@ -378,7 +384,7 @@ mod tests {
                 check_decimal(tie + 1, 0);
             }
         }
-        // Shortest round-trip texts of random doubles: what our writer (ryu) produces.
+        // Shortest round-trip texts of random doubles: what a shortest-form writer produces.
         let mut exercised = 0;
         for i in 0..200_000 {
             let scale = 10f64.powi((i % 30) - 10);
@@ -480,6 +486,14 @@ mod tests {
         assert_eq!(written(|o| write_float(o, f64::NAN)), "0/0");
         assert_eq!(written(|o| write_float(o, f64::NEG_INFINITY)), "-1/0");
         assert_eq!(written(|o| write_float(o, 1e300)), "1e300");
+        // Around the switch to exponent form, where the '+' is dropped.
+        for v in [9.999999999999998e15, 1e15, 1e16, -1e16, 1.25e16, 1e-5, 1e-300, 5e-324] {
+            assert_eq!(
+                written(|o| write_float(o, v)),
+                ryu::Buffer::new().format_finite(v),
+                "{v:e}"
+            );
+        }
         assert_eq!(written(|o| write_double_untyped(o, 3.0)), "3");
         assert_eq!(
             written(|o| write_double_untyped(o, 2f64.powi(60))),
@@ -500,6 +514,8 @@ mod tests {
                 continue;
             }
             let text = written(|o| write_float(o, v));
+            // Byte for byte what earlier releases wrote (they used ryu).
+            assert_eq!(text, ryu::Buffer::new().format_finite(v), "{v:e}");
             let body = text.strip_prefix('-').unwrap_or(&text);
             let back = parse_numeral(body.as_bytes(), true).unwrap();
             let back = if text.starts_with('-') { -back } else { back };
