@@ -2,8 +2,9 @@
 
 mod strings;
 
+use super::decimal::decimal_to_f64;
 use super::error::{ParseError, ParseErrorKind};
-use super::number::{decimal_to_f64, parse_numeral, Num};
+use super::number::{parse_numeral, Num};
 use strings::find_long_close;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
