@@ -401,10 +401,27 @@ local function resume(co, ...)
   return after_resume(co, co_resume(co, ...))
 end
 
+-- Without coroutine.isyieldable (PUC 5.1 and 5.2), a yield that cannot happen (across pcall on
+-- 5.1, in a table.sort comparator, ...) fails only after the request is out, and the coroutine
+-- moves on. Its answer must not resume it at whatever yield it reaches next: only a coroutine
+-- suspended in rr.call itself takes one.
+local suspended_elsewhere
+if not co_isyieldable then
+  local getinfo = debug.getinfo
+  suspended_elsewhere = function(co)
+    local frame = getinfo(co, 1, "f")
+    return frame == nil or frame.func ~= M.call
+  end
+end
+
 -- Resumes `co` with a call's outcome if it is still parked on that call.
 local function wake(co, id, ...)
   if waiting[co] ~= id then return end
   waiting[co] = nil
+  if suspended_elsewhere and suspended_elsewhere(co) then
+    log("warn", format("call %d: dropped its answer, rr.call could not yield there", id))
+    return
+  end
   resume(co, ...)
 end
 

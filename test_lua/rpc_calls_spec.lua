@@ -296,6 +296,30 @@ describe("rr.call", function()
     assert.same({ n = 1, "second" }, co.results)
   end)
 
+  it("the answer to a call whose yield failed does not resume the coroutine's own later yield", function()
+    -- 5.3+ and LuaJIT refuse the call before sending it; 5.1 and 5.2 send it, then the yield
+    -- fails. Either way the coroutine then parks in its own coroutine.yield, and whatever comes
+    -- back for the failed call must leave it there.
+    local co = coroutine.create(function()
+      local ok = pcall(table.sort, { 2, 1 }, function(x, y)
+        rr.call(2, "rpcfix.echo", "echo", { "first" })
+        return x < y
+      end)
+      assert(not ok)
+      return "resumed with", coroutine.yield("parked")
+    end)
+    local _, parked = assert(coroutine.resume(co))
+    assert.equal("parked", parked)
+    host:pump()
+    host:advance(11)
+    host:pump()
+    assert.equal("suspended", coroutine.status(co))
+    assert.same({ true, "resumed with", "mine" }, { coroutine.resume(co, "mine") })
+    -- Where the request went out, dropping its answer is logged.
+    local sent = host.counts.requests > 0
+    assert.equal(sent, host:logged("warn", "could not yield there"))
+  end)
+
   it("works from coroutine.wrap too", function()
     local got
     local f = coroutine.wrap(function()
