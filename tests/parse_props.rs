@@ -410,3 +410,78 @@ fn self_cycle_and_table_keys_roundtrip() {
     let flat = parse_graph(b"{{}, [{}] = {}, k = {[{}] = 1}}", true).unwrap();
     assert!(compare(&m.expected(), &flat, NumMode::Typed).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lists of numbers: the parser reads `,<number>,` runs straight from the bytes; a space after
+// each comma sends every item through the token path instead. Both must agree.
+
+fn list_item() -> BoxedStrategy<String> {
+    let written_float = any::<u64>().prop_map(|bits| {
+        let mut text = Vec::new();
+        write_float(&mut text, f64::from_bits(bits));
+        String::from_utf8(text).expect("ASCII")
+    });
+    let written_int = int_strategy().prop_map(|v| {
+        let mut text = Vec::new();
+        write_int(&mut text, v);
+        String::from_utf8(text).expect("ASCII")
+    });
+    prop_oneof![
+        4 => written_float,
+        4 => written_int,
+        4 => "-?[0-9]{1,21}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{1,4})?",
+        2 => select(&[
+            "0/0", "1/0", "-1/0", "-1/(1/0)", "0x10", "-0x1p4", "5.", ".5", "-.5", "1..2", "1e",
+            "--1", "- 1", "-", "1a", "0", "-0", "9223372036854775808", "-9223372036854775808",
+            "\"s\"", "{}", "{1,2}", "nil", "true", "x", "[1]=2", "y=3",
+        ][..]).prop_map(str::to_string),
+    ]
+    .boxed()
+}
+
+fn parsed_alike(a: &[u8], b: &[u8], integers: bool) -> Result<(), String> {
+    let without_offset = |e: String| e.split(" at offset").next().unwrap_or("").to_string();
+    match (parse_graph(a, integers), parse_graph(b, integers)) {
+        (Ok(ga), Ok(gb)) => compare(&ga, &gb, mode(integers)),
+        (Err(ea), Err(eb)) if without_offset(ea.clone()) == without_offset(eb.clone()) => Ok(()),
+        (ra, rb) => Err(format!("{ra:?} vs {rb:?}", ra = ra.err(), rb = rb.err())),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn number_lists_read_alike_packed_and_spaced(
+        items in vec(list_item(), 1..40),
+        trailing in any::<bool>(),
+        integers in any::<bool>(),
+    ) {
+        let end = if trailing { ",}" } else { "}" };
+        let packed = format!("{{{}{end}", items.join(","));
+        let spaced = format!("{{{}{end}", items.join(", "));
+        parsed_alike(packed.as_bytes(), spaced.as_bytes(), integers)
+            .map_err(|e| TestCaseError::fail(format!("{packed}: {e}")))?;
+    }
+}
+
+#[test]
+fn a_minus_in_a_number_list_counts_as_a_level_at_the_depth_limit() {
+    let limits = LoadLimits::default();
+    let depth = limits.max_depth;
+    for (list, deep_enough_to_fail) in [("1,2,-3", true), ("1,2,3", false)] {
+        for spacing in [",", ", "] {
+            let inner = list.replace(',', spacing);
+            let text = format!("{}{inner}{}", "{".repeat(depth), "}".repeat(depth));
+            let got = parse_graph(text.as_bytes(), true);
+            assert_eq!(
+                got.as_ref()
+                    .err()
+                    .is_some_and(|e| e.contains("depth limit")),
+                deep_enough_to_fail,
+                "{spacing:?} {list}: {:?}",
+                got.err()
+            );
+        }
+    }
+}

@@ -320,6 +320,38 @@ impl<'a> Lexer<'a> {
 }
 
 impl Lexer<'_> {
+    /// Whether the next byte could start a number item (`number_item` decides).
+    #[inline]
+    pub fn number_may_follow(&self) -> bool {
+        matches!(self.src.get(self.pos), Some(b'-' | b'0'..=b'9'))
+    }
+
+    /// Right after a ',' in a table: the next item, when it is a decimal number (with at most
+    /// one '-') directly followed by ',' or '}', the way writers lay out number arrays. Reads
+    /// it without tokens and returns it with whether a ',' followed (consumed then; a '}' is
+    /// left for the next token). `None` leaves the lexer as it was.
+    pub fn number_item(&mut self, allow_minus: bool) -> Option<(Num, bool)> {
+        let src = self.src;
+        let start = self.pos;
+        let negative = src.get(start) == Some(&b'-');
+        let digits = start + usize::from(negative);
+        if negative && !allow_minus || !src.get(digits).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = self.decimal_numeral(digits)?;
+        let more = match src.get(self.pos) {
+            Some(b',') => true,
+            Some(b'}') => false,
+            _ => {
+                self.pos = start;
+                return None;
+            }
+        };
+        self.start = start;
+        self.pos += usize::from(more);
+        Some((if negative { -n } else { n }, more))
+    }
+
     /// Fast path for decimal numerals, validated in one pass: `digits [. digits]
     /// [e [sign] digits]` not followed by a name character. `None` sends the caller to the
     /// general path (hex, malformed text, or integers too long to accumulate here).

@@ -451,7 +451,32 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 return Ok(true);
             }
             self.add_entry(kind)?;
+            if kind == Entry::Item && self.tok == Tok::Comma && self.lex.number_may_follow() {
+                self.number_run()?;
+            }
         }
+    }
+
+    /// After an item and its ',': the plain numbers that follow (`-2,3.5,...`), read
+    /// straight from the bytes, without a token per sign, numeral and comma. Stops at the
+    /// first item it does not take, with `Comma` still the current token.
+    #[inline(never)]
+    fn number_run(&mut self) -> Result<(), ParseError> {
+        // A '-' is one nesting level, as in `number`.
+        let allow_minus = self.depth < self.limits.max_depth;
+        while let Some((value, more)) = self.lex.number_item(allow_minus) {
+            self.count_node()?;
+            let r = match value {
+                Num::Int(i) => self.b.integer(i),
+                Num::Float(f) => self.b.float(f),
+            };
+            self.build(r)?;
+            self.add_entry(Entry::Item)?;
+            if !more {
+                return self.advance();
+            }
+        }
+        Ok(())
     }
 
     /// Pushes the value that starts at the current token if it is a literal (string, number,
