@@ -358,16 +358,9 @@ impl Lexer<'_> {
     #[inline]
     fn decimal_numeral(&mut self, start: usize) -> Option<Num> {
         let src = self.src;
-        let is_digit = |i: usize| i < src.len() && src[i].is_ascii_digit();
-        let mut i = start;
         let mut int_value: u64 = 0;
-        while is_digit(i) {
-            int_value = int_value
-                .wrapping_mul(10)
-                .wrapping_add(u64::from(src[i] - b'0'));
-            i += 1;
-        }
-        let int_digits = i - start;
+        let int_digits = digits_into(&src[start..], &mut int_value);
+        let mut i = start + int_digits;
         let mut is_float = false;
         // Every digit of the mantissa, as read; exact while there are at most 19 of them.
         let mut mantissa = int_value;
@@ -375,14 +368,8 @@ impl Lexer<'_> {
         if src.get(i) == Some(&b'.') {
             is_float = true;
             i += 1;
-            let frac_start = i;
-            while is_digit(i) {
-                mantissa = mantissa
-                    .wrapping_mul(10)
-                    .wrapping_add(u64::from(src[i] - b'0'));
-                i += 1;
-            }
-            frac_digits = i - frac_start;
+            frac_digits = digits_into(&src[i..], &mut mantissa);
+            i += frac_digits;
             if int_digits == 0 && frac_digits == 0 {
                 return None;
             }
@@ -396,7 +383,7 @@ impl Lexer<'_> {
                 i += 1;
             }
             let exp_start = i;
-            while is_digit(i) {
+            while src.get(i).is_some_and(u8::is_ascii_digit) {
                 exponent = (exponent * 10 + i64::from(src[i] - b'0')).min(1 << 20);
                 i += 1;
             }
@@ -438,6 +425,22 @@ impl Lexer<'_> {
         self.pos = i;
         Some(value)
     }
+}
+
+/// Adds the decimal digits at the start of `bytes` to `acc` (`acc * 10 + digit` each, wrapping:
+/// callers count digits to know whether the value is exact) and returns how many there were.
+#[inline(always)]
+fn digits_into(bytes: &[u8], acc: &mut u64) -> usize {
+    let mut count = 0;
+    for &c in bytes {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        *acc = acc.wrapping_mul(10).wrapping_add(u64::from(digit));
+        count += 1;
+    }
+    count
 }
 
 #[cfg(test)]
