@@ -1,0 +1,47 @@
+-- Codec speed of two builds of remote_runner side by side, for checking one change:
+--   lua5.4 bench/compare_builds.lua OLD_DIR NEW_DIR "P4:load P4:dump" [ROUNDS]
+-- Both .so files are loaded into this one process (package.loadlib by path), and their timed
+-- runs alternate, so a slow spell of the machine hits both alike. Prints the best run of each
+-- (CPU time per operation) and new/old.
+local old_dir, new_dir, specs = arg[1], arg[2], arg[3]
+if not (old_dir and new_dir and specs) then
+  io.stderr:write("usage: lua5.4 bench/compare_builds.lua OLD_DIR NEW_DIR \"P1:load P4:dump\" [ROUNDS]\n")
+  os.exit(2)
+end
+local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
+package.path = script_dir .. "/?.lua;" .. package.path
+local payloads = require("payloads")
+local rounds = tonumber(arg[4] or "21")
+
+local function open(dir)
+  return assert(package.loadlib(dir .. "/remote_runner.so", "luaopen_remote_runner"))()
+end
+local old, new = open(old_dir), open(new_dir)
+
+local function operation(rr, value, op)
+  local text = rr.dump(value)
+  if op == "load" then return function() rr.load(text) end end
+  return function() rr.dump(value) end
+end
+
+local function timed(f, n)
+  local start = os.clock()
+  for _ = 1, n do f() end
+  return os.clock() - start
+end
+
+for spec in specs:gmatch("%S+") do
+  local name, op = spec:match("^(P%d):(%a+)$")
+  assert(name and payloads[name] and (op == "load" or op == "dump"), "bad spec " .. spec)
+  local value = payloads[name]()
+  local f_old, f_new = operation(old, value, op), operation(new, value, op)
+  local n = 1
+  while timed(f_old, n) < 0.02 do n = n * 2 end
+  local best_old, best_new = math.huge, math.huge
+  for _ = 1, rounds do
+    best_old = math.min(best_old, timed(f_old, n))
+    best_new = math.min(best_new, timed(f_new, n))
+  end
+  print(string.format("%s %s old %.0f ns new %.0f ns new/old %.3f", name, op,
+    best_old / n * 1e9, best_new / n * 1e9, best_new / best_old))
+end
