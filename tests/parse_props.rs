@@ -465,6 +465,48 @@ proptest! {
     }
 }
 
+fn record_field() -> BoxedStrategy<String> {
+    let name = select(
+        &[
+            "x", "_", "a1", "count", "name", "end", "nil", "true", "local", "n", "x ", "1x",
+        ][..],
+    );
+    let value = prop_oneof![
+        3 => list_item(),
+        2 => select(&[
+            "\"s\"", "'q'", "\"a\\nb\"", "\"\\65\\066\"", "\"unterminated", "\"a\".. \"b\"", "true",
+            "false", "nil", "true_x", "nil1", "{}", "{y=1}", "[[long]]", "=2", "",
+        ][..]).prop_map(str::to_string),
+    ];
+    (name, value, any::<bool>())
+        .prop_map(|(name, value, keyed)| {
+            if keyed {
+                format!("{name}={value}")
+            } else {
+                value
+            }
+        })
+        .boxed()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+    /// The same for `name=value` fields, which are read straight from the bytes too.
+    #[test]
+    fn records_read_alike_packed_and_spaced(
+        fields in vec(record_field(), 1..30),
+        trailing in any::<bool>(),
+        integers in any::<bool>(),
+    ) {
+        let end = if trailing { ",}" } else { "}" };
+        let packed = format!("{{{}{end}", fields.join(","));
+        let spaced = format!("{{{}{end}", fields.join(", "));
+        parsed_alike(packed.as_bytes(), spaced.as_bytes(), integers)
+            .map_err(|e| TestCaseError::fail(format!("{packed}: {e}")))?;
+    }
+}
+
 #[test]
 fn a_minus_in_a_number_list_counts_as_a_level_at_the_depth_limit() {
     let limits = LoadLimits::default();

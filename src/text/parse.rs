@@ -10,7 +10,7 @@
 
 use super::builder::{BuildResult, Builder, Entry};
 use super::error::{ParseError, ParseErrorKind};
-use super::lex::{is_keyword, Lexer, Tok};
+use super::lex::{is_keyword, FieldScan, FieldValue, Lexer, Tok};
 use super::limits::{LoadLimits, MAX_LOCALS};
 use super::number::Num;
 
@@ -405,44 +405,51 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     /// table closed.
     fn fields(&mut self, after_field: bool) -> Result<bool, ParseError> {
         let mut separator_due = after_field;
+        // Set when `field_run` stopped at a field's value: its key is pushed already.
+        let mut key_pushed = false;
         loop {
-            if separator_due {
+            let kind = if key_pushed {
+                key_pushed = false;
+                Entry::Named
+            } else {
+                if separator_due {
+                    match self.tok {
+                        Tok::Comma | Tok::Semi => self.advance()?,
+                        Tok::RBrace => {
+                            self.close_table()?;
+                            return Ok(false);
+                        }
+                        _ => return Err(self.unexpected("',' or '}' in a table")),
+                    }
+                }
                 match self.tok {
-                    Tok::Comma | Tok::Semi => self.advance()?,
                     Tok::RBrace => {
                         self.close_table()?;
                         return Ok(false);
                     }
-                    _ => return Err(self.unexpected("',' or '}' in a table")),
-                }
-            }
-            separator_due = true;
-            let kind = match self.tok {
-                Tok::RBrace => {
-                    self.close_table()?;
-                    return Ok(false);
-                }
-                Tok::LBracket => {
-                    self.advance()?;
-                    self.frames.push(Frame::Key);
-                    return Ok(true);
-                }
-                Tok::Name if !is_keyword(self.lex.token_text()) => {
-                    let name = self.lex.token_text();
-                    if self.lex.take_assign() {
-                        self.count_node()?;
-                        {
-                            let r = self.b.string(name);
-                            self.build(r)
-                        }?;
+                    Tok::LBracket => {
                         self.advance()?;
-                        Entry::Named
-                    } else {
-                        Entry::Item
+                        self.frames.push(Frame::Key);
+                        return Ok(true);
                     }
+                    Tok::Name if !is_keyword(self.lex.token_text()) => {
+                        let name = self.lex.token_text();
+                        if self.lex.take_assign() {
+                            self.count_node()?;
+                            {
+                                let r = self.b.string(name);
+                                self.build(r)
+                            }?;
+                            self.advance()?;
+                            Entry::Named
+                        } else {
+                            Entry::Item
+                        }
+                    }
+                    _ => Entry::Item,
                 }
-                _ => Entry::Item,
             };
+            separator_due = true;
             if !self.scalar()? {
                 self.frames.push(match kind {
                     Entry::Item => Frame::Positional,
@@ -451,8 +458,55 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 return Ok(true);
             }
             self.add_entry(kind)?;
-            if kind == Entry::Item && self.tok == Tok::Comma && self.lex.number_may_follow() {
-                self.number_run()?;
+            if self.tok == Tok::Comma {
+                if kind == Entry::Item {
+                    if self.lex.number_may_follow() {
+                        self.number_run()?;
+                    }
+                } else {
+                    key_pushed = self.field_run()?;
+                }
+            }
+        }
+    }
+
+    /// After a `name=` field and its ',': the fields with literal values that follow
+    /// (`count=3,name="x",bind=true,`), read straight from the bytes like `number_run`.
+    /// Returns true when it stopped at a field whose value it does not take: that field's key
+    /// is pushed and its value is the current token.
+    #[inline(never)]
+    fn field_run(&mut self) -> Result<bool, ParseError> {
+        let allow_minus = self.depth < self.limits.max_depth;
+        loop {
+            let (name_start, name_end, value) = match self.lex.scalar_field(allow_minus) {
+                FieldScan::NotAField => return Ok(false),
+                FieldScan::Name(start, end) => (start, end, None),
+                FieldScan::Scalar(start, end, value, more) => (start, end, Some((value, more))),
+            };
+            // Node counts and their errors at the name, then at the value, as tokens would.
+            let value_start = self.lex.start;
+            self.lex.start = name_start;
+            self.count_node()?;
+            let r = self.b.string(self.lex.text(name_start, name_end));
+            self.build(r)?;
+            let Some((value, more)) = value else {
+                self.advance()?;
+                return Ok(true);
+            };
+            self.lex.start = value_start;
+            self.count_node()?;
+            let r = match value {
+                FieldValue::Num(Num::Int(i)) => self.b.integer(i),
+                FieldValue::Num(Num::Float(f)) => self.b.float(f),
+                FieldValue::Str => self.b.string(self.lex.string()),
+                FieldValue::Bool(v) => self.b.boolean(v),
+                FieldValue::Nil => self.b.nil(),
+            };
+            self.build(r)?;
+            self.add_entry(Entry::Named)?;
+            if !more {
+                self.advance()?;
+                return Ok(false);
             }
         }
     }
