@@ -10,9 +10,11 @@
 
 use super::builder::{BuildResult, Builder, Entry};
 use super::error::{ParseError, ParseErrorKind};
-use super::lex::{is_keyword, FieldScan, FieldValue, Lexer, Tok};
+use super::lex::{is_keyword, Lexer, Tok};
 use super::limits::{LoadLimits, MAX_LOCALS};
 use super::number::Num;
+
+mod runs;
 
 /// Pending entries one table may hold before it is built early and filled directly; this
 /// bounds the Lua stack a wide table needs.
@@ -468,69 +470,6 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 }
             }
         }
-    }
-
-    /// After a `name=` field and its ',': the fields with literal values that follow
-    /// (`count=3,name="x",bind=true,`), read straight from the bytes like `number_run`.
-    /// Returns true when it stopped at a field whose value it does not take: that field's key
-    /// is pushed and its value is the current token.
-    #[inline(never)]
-    fn field_run(&mut self) -> Result<bool, ParseError> {
-        let allow_minus = self.depth < self.limits.max_depth;
-        loop {
-            let (name_start, name_end, value) = match self.lex.scalar_field(allow_minus) {
-                FieldScan::NotAField => return Ok(false),
-                FieldScan::Name(start, end) => (start, end, None),
-                FieldScan::Scalar(start, end, value, more) => (start, end, Some((value, more))),
-            };
-            // Node counts and their errors at the name, then at the value, as tokens would.
-            let value_start = self.lex.start;
-            self.lex.start = name_start;
-            self.count_node()?;
-            let r = self.b.string(self.lex.text(name_start, name_end));
-            self.build(r)?;
-            let Some((value, more)) = value else {
-                self.advance()?;
-                return Ok(true);
-            };
-            self.lex.start = value_start;
-            self.count_node()?;
-            let r = match value {
-                FieldValue::Num(Num::Int(i)) => self.b.integer(i),
-                FieldValue::Num(Num::Float(f)) => self.b.float(f),
-                FieldValue::Str => self.b.string(self.lex.string()),
-                FieldValue::Bool(v) => self.b.boolean(v),
-                FieldValue::Nil => self.b.nil(),
-            };
-            self.build(r)?;
-            self.add_entry(Entry::Named)?;
-            if !more {
-                self.advance()?;
-                return Ok(false);
-            }
-        }
-    }
-
-    /// After an item and its ',': the plain numbers that follow (`-2,3.5,...`), read
-    /// straight from the bytes, without a token per sign, numeral and comma. Stops at the
-    /// first item it does not take, with `Comma` still the current token.
-    #[inline(never)]
-    fn number_run(&mut self) -> Result<(), ParseError> {
-        // A '-' is one nesting level, as in `number`.
-        let allow_minus = self.depth < self.limits.max_depth;
-        while let Some((value, more)) = self.lex.number_item(allow_minus) {
-            self.count_node()?;
-            let r = match value {
-                Num::Int(i) => self.b.integer(i),
-                Num::Float(f) => self.b.float(f),
-            };
-            self.build(r)?;
-            self.add_entry(Entry::Item)?;
-            if !more {
-                return self.advance();
-            }
-        }
-        Ok(())
     }
 
     /// Pushes the value that starts at the current token if it is a literal (string, number,

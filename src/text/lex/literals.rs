@@ -1,0 +1,137 @@
+//! Literal items and fields read straight from the bytes, without tokens: the bulk of what
+//! writers produce (`1,-2,3.5,` and `count=3,name="x",`). Anything else stays where it was,
+//! for the token path.
+
+use super::{is_keyword, is_name_start, Lexer, NAME_CHARS};
+use crate::text::number::Num;
+
+/// What `Lexer::scalar_field` found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldScan {
+    NotAField,
+    /// `name=` (the name's span) and the value to be read as tokens.
+    Name(usize, usize),
+    /// `name=value`, and whether a ',' followed.
+    Scalar(usize, usize, FieldValue, bool),
+}
+
+/// The value of a field read by `Lexer::scalar_field`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue {
+    Num(Num),
+    /// A string: its bytes are `Lexer::string()`.
+    Str,
+    Bool(bool),
+    Nil,
+}
+
+impl<'a> Lexer<'a> {
+    /// Whether the next byte could start a number item (`number_item` decides).
+    #[inline]
+    pub fn number_may_follow(&self) -> bool {
+        matches!(self.src.get(self.pos), Some(b'-' | b'0'..=b'9'))
+    }
+
+    /// Right after a ',' in a table: the next item, when it is a decimal number (with at most
+    /// one '-') directly followed by ',' or '}', the way writers lay out number arrays. Reads
+    /// it without tokens and returns it with whether a ',' followed (consumed then; a '}' is
+    /// left for the next token). `None` leaves the lexer as it was.
+    pub fn number_item(&mut self, allow_minus: bool) -> Option<(Num, bool)> {
+        let src = self.src;
+        let start = self.pos;
+        let negative = src.get(start) == Some(&b'-');
+        let digits = start + usize::from(negative);
+        if negative && !allow_minus || !src.get(digits).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = self.decimal_numeral(digits)?;
+        let more = match src.get(self.pos) {
+            Some(b',') => true,
+            Some(b'}') => false,
+            _ => {
+                self.pos = start;
+                return None;
+            }
+        };
+        self.start = start;
+        self.pos += usize::from(more);
+        Some((if negative { -n } else { n }, more))
+    }
+
+    /// Right after a ',' in a table: a field `name=value`, read without tokens. Its value is
+    /// taken when it is a number (as in `number_item`), a short string, `true`, `false` or
+    /// `nil`, directly followed by ',' or '}' (consumed if ','), the way writers lay out
+    /// records; a string's bytes are then `string()`. Otherwise the lexer stops at the value
+    /// (`Name`), or stays where it was when no `name=` comes (`NotAField`).
+    pub fn scalar_field(&mut self, allow_minus: bool) -> FieldScan {
+        let src = self.src;
+        let name_start = self.pos;
+        if !src.get(name_start).is_some_and(|&c| is_name_start(c)) {
+            return FieldScan::NotAField;
+        }
+        let name_len = src[name_start..]
+            .iter()
+            .position(|&c| !NAME_CHARS[c as usize])
+            .unwrap_or(src.len() - name_start);
+        let name_end = name_start + name_len;
+        if src.get(name_end) != Some(&b'=')
+            || src.get(name_end + 1) == Some(&b'=')
+            || is_keyword(&src[name_start..name_end])
+        {
+            return FieldScan::NotAField;
+        }
+        let value_start = name_end + 1;
+        self.pos = value_start;
+        self.start = value_start;
+        match self.scalar_value(value_start, allow_minus) {
+            Some((value, more)) => FieldScan::Scalar(name_start, name_end, value, more),
+            None => {
+                self.pos = value_start;
+                self.start = value_start;
+                FieldScan::Name(name_start, name_end)
+            }
+        }
+    }
+
+    /// The literal value at `at` when a ',' or '}' directly follows it; see `scalar_field`.
+    fn scalar_value(&mut self, at: usize, allow_minus: bool) -> Option<(FieldValue, bool)> {
+        let src = self.src;
+        let value = match *src.get(at)? {
+            b'-' | b'0'..=b'9' => {
+                let (n, more) = self.number_item(allow_minus)?;
+                return Some((FieldValue::Num(n), more));
+            }
+            quote @ (b'"' | b'\'') => {
+                self.pos = at + 1;
+                self.short_string(quote).ok()?;
+                FieldValue::Str
+            }
+            _ => {
+                let rest = &src[at..];
+                let (value, len) = if rest.starts_with(b"true") {
+                    (FieldValue::Bool(true), 4)
+                } else if rest.starts_with(b"false") {
+                    (FieldValue::Bool(false), 5)
+                } else if rest.starts_with(b"nil") {
+                    (FieldValue::Nil, 3)
+                } else {
+                    return None;
+                };
+                self.pos = at + len;
+                value
+            }
+        };
+        let more = match src.get(self.pos) {
+            Some(b',') => true,
+            Some(b'}') => false,
+            _ => return None,
+        };
+        self.pos += usize::from(more);
+        Some((value, more))
+    }
+
+    /// The text between two offsets (a span `scalar_field` returned).
+    pub fn text(&self, start: usize, end: usize) -> &'a [u8] {
+        &self.src[start..end]
+    }
+}
