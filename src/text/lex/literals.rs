@@ -36,6 +36,7 @@ impl<'a> Lexer<'a> {
     /// one '-') directly followed by ',' or '}', the way writers lay out number arrays. Reads
     /// it without tokens and returns it with whether a ',' followed (consumed then; a '}' is
     /// left for the next token). `None` leaves the lexer as it was.
+    #[inline]
     pub fn number_item(&mut self, allow_minus: bool) -> Option<(Num, bool)> {
         let src = self.src;
         let start = self.pos;
@@ -63,6 +64,7 @@ impl<'a> Lexer<'a> {
     /// `nil`, directly followed by ',' or '}' (consumed if ','), the way writers lay out
     /// records; a string's bytes are then `string()`. Otherwise the lexer stops at the value
     /// (`Name`), or stays where it was when no `name=` comes (`NotAField`).
+    #[inline]
     pub fn scalar_field(&mut self, allow_minus: bool) -> FieldScan {
         let src = self.src;
         let name_start = self.pos;
@@ -94,6 +96,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The literal value at `at` when a ',' or '}' directly follows it; see `scalar_field`.
+    #[inline]
     fn scalar_value(&mut self, at: usize, allow_minus: bool) -> Option<(FieldValue, bool)> {
         let src = self.src;
         let value = match *src.get(at)? {
@@ -131,6 +134,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The text between two offsets (a span `scalar_field` returned).
+    #[inline]
     pub fn text(&self, start: usize, end: usize) -> &'a [u8] {
         &self.src[start..end]
     }
