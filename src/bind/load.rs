@@ -148,7 +148,14 @@ impl Builder for LuaBuilder {
         self.top = first - 1 + count as c_int;
         Ok(Some(count))
     }
-    fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult {
+    fn build_table(
+        &mut self,
+        base: usize,
+        entries: &[Entry],
+        items: usize,
+        array_hint: usize,
+    ) -> BuildResult {
+        let array_size = c_int::try_from(array_hint.max(items)).unwrap_or(c_int::MAX);
         let l = self.l;
         let first = base as c_int + 1;
         let keyed = entries.len() - items;
@@ -157,7 +164,7 @@ impl Builder for LuaBuilder {
             // Only positional items: no key can collide, so any order gives Lua's table. The
             // table goes under the items, which are then stored from the top, without copies.
             unsafe {
-                ffi::lua_createtable(l, items as c_int, 0);
+                ffi::lua_createtable(l, array_size, 0);
                 ffi::lua_insert(l, first);
                 for index in (1..=items).rev() {
                     ffi::lua_rawseti(l, first, index as _);
@@ -168,7 +175,7 @@ impl Builder for LuaBuilder {
         }
         // Sized once, then filled in the order Lua's own constructor stores entries.
         unsafe {
-            ffi::lua_createtable(l, items as c_int, keyed as c_int);
+            ffi::lua_createtable(l, array_size, keyed as c_int);
             let table = self.top + 1;
             let mut batch = ItemBatch::default();
             let mut slot = first;

@@ -104,8 +104,15 @@ pub trait Builder {
     /// Current stack height, to mark where a table's pending entries start.
     fn height(&self) -> usize;
     /// `.. <entries above base>` → `.. t`: makes the table from the pending entries (their
-    /// layout is `entries`, `items` of them positional) and replaces them with it.
-    fn build_table(&mut self, base: usize, entries: &[Entry], items: usize) -> BuildResult;
+    /// layout is `entries`, `items` of them positional) and replaces them with it. `array_hint`
+    /// (at least `items`) is how many positional items the table is expected to end up with.
+    fn build_table(
+        &mut self,
+        base: usize,
+        entries: &[Entry],
+        items: usize,
+        array_hint: usize,
+    ) -> BuildResult;
     /// Room for `n` more values on the stack.
     fn reserve(&mut self, n: usize) -> BuildResult;
     /// At the `}` of the root table, when the caller wants an argument or result array as

@@ -156,6 +156,11 @@ impl<'a> Lexer<'a> {
         false
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.src.len() - self.pos
+    }
+
     /// The decoded bytes of the current string token.
     pub fn string(&self) -> &[u8] {
         match self.str_span {

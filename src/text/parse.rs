@@ -106,6 +106,8 @@ enum Frame {
         base: usize,
         first: usize,
         built: bool,
+        /// Offset of the `{`.
+        start: usize,
     },
     /// The value being parsed is the next positional item.
     Positional,
@@ -338,6 +340,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     let r = self.b.reserve(8);
                     self.build(r)
                 }?;
+                let start = self.lex.start;
                 self.advance()?;
                 let (base, first) = (self.b.height(), self.entries.len());
                 self.frames.push(Frame::Table {
@@ -345,6 +348,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     base,
                     first,
                     built: false,
+                    start,
                 });
                 if self.fields(false)? {
                     continue 'value;
@@ -510,6 +514,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             base,
             first,
             built,
+            start,
         }) = self.frames.last_mut()
         else {
             unreachable!("entries belong to a table frame")
@@ -526,9 +531,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             return self.build(r);
         }
         self.entries.push(kind);
-        let (base, first, items) = (*base, *first, *pos as usize);
+        let (base, first, items, start) = (*base, *first, *pos as usize, *start);
         if self.entries.len() - first >= MAX_PENDING {
-            self.build_pending(base, first, items)?;
+            let hint = self.expected_items(start, items);
+            self.build_pending(base, first, items, hint)?;
             if let Some(Frame::Table { built, .. }) = self.frames.last_mut() {
                 *built = true;
             }
@@ -539,12 +545,27 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
     }
 
     /// Makes the table from its pending entries, `items` of them positional (a table not
-    /// built yet has all its items pending).
-    fn build_pending(&mut self, base: usize, first: usize, items: usize) -> Result<(), ParseError> {
+    /// built yet has all its items pending), with room for `array_hint` items.
+    fn build_pending(
+        &mut self,
+        base: usize,
+        first: usize,
+        items: usize,
+        array_hint: usize,
+    ) -> Result<(), ParseError> {
         let entries = &self.entries[first..];
-        let r = self.b.build_table(base, entries, items);
+        let r = self.b.build_table(base, entries, items, array_hint);
         self.entries.truncate(first);
         self.build(r)
+    }
+
+    /// For a wide table built before its `}`: the positional items it will likely hold, from
+    /// the bytes its first `items` took and the bytes left, so that Lua does not regrow it
+    /// (and rehash every key) several times. At most 16 times `items`: a wrong guess costs
+    /// bounded memory.
+    fn expected_items(&self, start: usize, items: usize) -> usize {
+        let used = self.lex.start.saturating_sub(start);
+        expected_items(used, self.lex.remaining(), items)
     }
 
     /// At `}`: builds the table unless it was built early, and leaves it as a value.
@@ -554,13 +575,14 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             base,
             first,
             built,
+            ..
         }) = self.frames.pop()
         else {
             unreachable!("a closing brace closes a table frame")
         };
         let items = pos as usize;
         if !built && !self.spread_root(base, first, items)? {
-            self.build_pending(base, first, items)?;
+            self.build_pending(base, first, items, items)?;
         }
         self.depth -= 1;
         self.advance()
@@ -666,5 +688,29 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             Num::Float(f) => self.b.float(f),
         };
         self.build(r)
+    }
+}
+
+/// `items` positional items took `used` bytes and `left` bytes follow: the items to expect in
+/// all, if the rest of the text were more of the same, capped at 16 times `items`.
+fn expected_items(used: usize, left: usize, items: usize) -> usize {
+    let more = left as u128 * items as u128 / used.max(1) as u128;
+    items + usize::try_from(more).unwrap_or(usize::MAX).min(items.saturating_mul(15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_items;
+
+    #[test]
+    fn wide_tables_expect_more_of_the_same_within_a_bound() {
+        // 1,024 items in 12,800 bytes, 112,000 bytes left: about 8,960 more.
+        assert_eq!(expected_items(12_800, 112_000, 1024), 1024 + 8960);
+        // Nothing left: exactly what was read.
+        assert_eq!(expected_items(12_800, 0, 1024), 1024);
+        // A huge rest (say one long string) never asks for more than 16 times the items.
+        assert_eq!(expected_items(2048, 1 << 30, 1024), 16 * 1024);
+        // Only keyed entries so far: no array part to size.
+        assert_eq!(expected_items(5000, 5000, 0), 0);
     }
 }

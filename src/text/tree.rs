@@ -156,7 +156,13 @@ impl Builder for TreeBuilder {
     fn reserve(&mut self, _n: usize) -> BuildResult {
         Ok(())
     }
-    fn build_table(&mut self, base: usize, entries: &[Entry], _items: usize) -> BuildResult {
+    fn build_table(
+        &mut self,
+        base: usize,
+        entries: &[Entry],
+        _items: usize,
+        _array_hint: usize,
+    ) -> BuildResult {
         let pending = self.stack.split_off(base);
         let mut table = Table::default();
         let mut batch = ItemBatch::default();
