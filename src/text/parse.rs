@@ -695,7 +695,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 /// all, if the rest of the text were more of the same, capped at 16 times `items`.
 fn expected_items(used: usize, left: usize, items: usize) -> usize {
     let more = left as u128 * items as u128 / used.max(1) as u128;
-    items + usize::try_from(more).unwrap_or(usize::MAX).min(items.saturating_mul(15))
+    items
+        + usize::try_from(more)
+            .unwrap_or(usize::MAX)
+            .min(items.saturating_mul(15))
 }
 
 #[cfg(test)]
