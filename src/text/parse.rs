@@ -106,7 +106,7 @@ enum Frame {
         base: usize,
         first: usize,
         built: bool,
-        /// Offset of the `{`.
+        /// Offset of the first token after the `{`.
         start: usize,
     },
     /// The value being parsed is the next positional item.
@@ -340,7 +340,6 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     let r = self.b.reserve(8);
                     self.build(r)
                 }?;
-                let start = self.lex.start;
                 self.advance()?;
                 let (base, first) = (self.b.height(), self.entries.len());
                 self.frames.push(Frame::Table {
@@ -348,7 +347,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     base,
                     first,
                     built: false,
-                    start,
+                    start: self.lex.start,
                 });
                 if self.fields(false)? {
                     continue 'value;
