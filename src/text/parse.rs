@@ -682,11 +682,16 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             self.advance()?;
         }
         self.count_node()?;
-        let r = match value {
+        let r = self.number_value(value);
+        self.build(r)
+    }
+
+    /// Pushes a number with its subtype.
+    fn number_value(&mut self, value: Num) -> BuildResult {
+        match value {
             Num::Int(i) => self.b.integer(i),
             Num::Float(f) => self.b.float(f),
-        };
-        self.build(r)
+        }
     }
 }
 

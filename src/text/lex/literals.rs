@@ -46,16 +46,11 @@ impl<'a> Lexer<'a> {
             return None;
         }
         let n = self.decimal_numeral(digits)?;
-        let more = match src.get(self.pos) {
-            Some(b',') => true,
-            Some(b'}') => false,
-            _ => {
-                self.pos = start;
-                return None;
-            }
+        let Some(more) = self.take_separator() else {
+            self.pos = start;
+            return None;
         };
         self.start = start;
-        self.pos += usize::from(more);
         Some((if negative { -n } else { n }, more))
     }
 
@@ -124,13 +119,21 @@ impl<'a> Lexer<'a> {
                 value
             }
         };
-        let more = match src.get(self.pos) {
-            Some(b',') => true,
-            Some(b'}') => false,
-            _ => return None,
-        };
-        self.pos += usize::from(more);
-        Some((value, more))
+        Some((value, self.take_separator()?))
+    }
+
+    /// After an item: a ',' (consumed; `Some(true)`) or a '}' (left for the next token;
+    /// `Some(false)`) directly at the current position, else `None`.
+    #[inline]
+    fn take_separator(&mut self) -> Option<bool> {
+        match self.src.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                Some(true)
+            }
+            Some(b'}') => Some(false),
+            _ => None,
+        }
     }
 
     /// The text between two offsets (a span `scalar_field` returned).

@@ -6,16 +6,20 @@ use super::{Entry, Parser};
 use crate::text::builder::Builder;
 use crate::text::error::ParseError;
 use crate::text::lex::{FieldScan, FieldValue};
-use crate::text::number::Num;
 
 impl<B: Builder> Parser<'_, '_, B> {
+    /// Whether a value here may carry one '-': each is a nesting level, as in `number`.
+    fn minus_allowed(&self) -> bool {
+        self.depth < self.limits.max_depth
+    }
+
     /// After a `name=` field and its ',': the fields with literal values that follow
     /// (`count=3,name="x",bind=true,`), read straight from the bytes like `number_run`.
     /// Returns true when it stopped at a field whose value it does not take: that field's key
     /// is pushed and its value is the current token.
     #[inline(never)]
     pub(super) fn field_run(&mut self) -> Result<bool, ParseError> {
-        let allow_minus = self.depth < self.limits.max_depth;
+        let allow_minus = self.minus_allowed();
         loop {
             let (name_start, name_end, value) = match self.lex.scalar_field(allow_minus) {
                 FieldScan::NotAField => return Ok(false),
@@ -35,8 +39,7 @@ impl<B: Builder> Parser<'_, '_, B> {
             self.lex.start = value_start;
             self.count_node()?;
             let r = match value {
-                FieldValue::Num(Num::Int(i)) => self.b.integer(i),
-                FieldValue::Num(Num::Float(f)) => self.b.float(f),
+                FieldValue::Num(n) => self.number_value(n),
                 FieldValue::Str => self.b.string(self.lex.string()),
                 FieldValue::Bool(v) => self.b.boolean(v),
                 FieldValue::Nil => self.b.nil(),
@@ -55,14 +58,10 @@ impl<B: Builder> Parser<'_, '_, B> {
     /// first item it does not take, with `Comma` still the current token.
     #[inline(never)]
     pub(super) fn number_run(&mut self) -> Result<(), ParseError> {
-        // A '-' is one nesting level, as in `number`.
-        let allow_minus = self.depth < self.limits.max_depth;
+        let allow_minus = self.minus_allowed();
         while let Some((value, more)) = self.lex.number_item(allow_minus) {
             self.count_node()?;
-            let r = match value {
-                Num::Int(i) => self.b.integer(i),
-                Num::Float(f) => self.b.float(f),
-            };
+            let r = self.number_value(value);
             self.build(r)?;
             self.add_entry(Entry::Item)?;
             if !more {
