@@ -448,6 +448,20 @@ fn parsed_alike(a: &[u8], b: &[u8], integers: bool) -> Result<(), String> {
     }
 }
 
+/// `{e1,e2,...}` (read by the literal runs) against `{e1, e2, ...}` (read as tokens), with or
+/// without a trailing comma.
+fn packed_and_spaced_alike(
+    entries: &[String],
+    trailing: bool,
+    integers: bool,
+) -> Result<(), TestCaseError> {
+    let end = if trailing { ",}" } else { "}" };
+    let packed = format!("{{{}{end}", entries.join(","));
+    let spaced = format!("{{{}{end}", entries.join(", "));
+    parsed_alike(packed.as_bytes(), spaced.as_bytes(), integers)
+        .map_err(|e| TestCaseError::fail(format!("{packed}: {e}")))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
 
@@ -457,11 +471,7 @@ proptest! {
         trailing in any::<bool>(),
         integers in any::<bool>(),
     ) {
-        let end = if trailing { ",}" } else { "}" };
-        let packed = format!("{{{}{end}", items.join(","));
-        let spaced = format!("{{{}{end}", items.join(", "));
-        parsed_alike(packed.as_bytes(), spaced.as_bytes(), integers)
-            .map_err(|e| TestCaseError::fail(format!("{packed}: {e}")))?;
+        packed_and_spaced_alike(&items, trailing, integers)?;
     }
 }
 
@@ -499,11 +509,7 @@ proptest! {
         trailing in any::<bool>(),
         integers in any::<bool>(),
     ) {
-        let end = if trailing { ",}" } else { "}" };
-        let packed = format!("{{{}{end}", fields.join(","));
-        let spaced = format!("{{{}{end}", fields.join(", "));
-        parsed_alike(packed.as_bytes(), spaced.as_bytes(), integers)
-            .map_err(|e| TestCaseError::fail(format!("{packed}: {e}")))?;
+        packed_and_spaced_alike(&fields, trailing, integers)?;
     }
 }
 
