@@ -2,33 +2,60 @@
 //! valid UTF-8: valid UTF-8 sequences pass through raw, other bytes that are not printable
 //! ASCII become decimal escapes (which Lua 5.1 understands too).
 
-const PLAIN: u8 = 0;
-const ESCAPE: u8 = 1;
-const HIGH: u8 = 2;
+/// How a byte is written: the first `len & LEN_MASK` bytes of `text`, unless a flag in `len`
+/// says the bytes around it decide.
+#[derive(Clone, Copy)]
+struct Form {
+    text: [u8; 4],
+    len: u8,
+}
 
-static CLASS: [u8; 256] = {
-    let mut t = [PLAIN; 256];
+const LEN_MASK: u8 = 0x0F;
+/// A decimal escape shorter than three digits, which a following digit would extend.
+const SHORT_DECIMAL: u8 = 0x10;
+/// A byte that can start a UTF-8 sequence: raw if the sequence is valid, else escaped.
+const UTF8_LEAD: u8 = 0x20;
+
+/// `\ddd` with exactly three digits.
+const fn decimal_escape(c: u8) -> [u8; 4] {
+    [b'\\', b'0' + c / 100, b'0' + (c / 10) % 10, b'0' + c % 10]
+}
+
+const fn is_plain(c: u8) -> bool {
+    c >= 0x20 && c < 0x7f && c != b'"' && c != b'\\'
+}
+
+static FORMS: [Form; 256] = {
+    let mut t = [Form {
+        text: [0; 4],
+        len: 0,
+    }; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if i < 0x20 || i == 0x7f || i == b'"' as usize || i == b'\\' as usize {
-            ESCAPE
-        } else if i >= 0x80 {
-            HIGH
-        } else {
-            PLAIN
+        let c = i as u8;
+        let named = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ => 0,
         };
-        i += 1;
-    }
-    t
-};
-
-/// `\128` .. `\255`.
-static HIGH_ESCAPES: [[u8; 4]; 128] = {
-    let mut t = [[0u8; 4]; 128];
-    let mut i = 0;
-    while i < 128 {
-        let c = (i + 128) as u8;
-        t[i] = [b'\\', b'0' + c / 100, b'0' + (c / 10) % 10, b'0' + c % 10];
+        let (text, len) = if is_plain(c) {
+            ([c, 0, 0, 0], 1)
+        } else if named != 0 {
+            ([b'\\', named, 0, 0], 2)
+        } else if c < 10 {
+            ([b'\\', b'0' + c, 0, 0], SHORT_DECIMAL | 2)
+        } else if c < 100 {
+            ([b'\\', b'0' + c / 10, b'0' + c % 10, 0], SHORT_DECIMAL | 3)
+        } else if c >= 0xC2 && c <= 0xF4 {
+            (decimal_escape(c), UTF8_LEAD | 4)
+        } else {
+            // DEL, continuation bytes and bytes that never start a sequence.
+            (decimal_escape(c), 4)
+        };
+        t[i] = Form { text, len };
         i += 1;
     }
     t
@@ -61,7 +88,8 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     // Worst case: every byte becomes a four-byte `\ddd`.
     out.reserve(s.len() * 4 + 2);
     let start = out.len();
-    // SAFETY: at most 4 bytes are written per input byte plus the two quotes, all within the
+    // SAFETY: before the byte at `i` is handled, at most 4 * i + 1 bytes are written, and each
+    // byte's handling stores at most 4 bytes (8 for a chunk of 8 plain bytes), all within the
     // capacity reserved above; `set_len` covers exactly the bytes written.
     unsafe {
         let base = out.as_mut_ptr().add(start);
@@ -71,14 +99,10 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         // Most strings are plain printable ASCII from start to end: find where that stops
         // (eight bytes at a time, then byte by byte) and copy the run in one go.
         let mut i = 0;
-        while i + 8 <= s.len()
-            && !needs_care(u64::from_le_bytes(
-                s[i..i + 8].try_into().unwrap_or_default(),
-            ))
-        {
+        while i + 8 <= s.len() && !needs_care(word_at(s, i)) {
             i += 8;
         }
-        while i < s.len() && CLASS[s[i] as usize] == PLAIN {
+        while i < s.len() && FORMS[s[i] as usize].len == 1 {
             i += 1;
         }
         std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(w), i);
@@ -87,35 +111,18 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         // fails chunk after chunk, so each failure doubles the stretch before the next try.
         let mut bytewise_until = 0;
         let mut backoff = 8;
-        while i < s.len() {
-            let c = s[i];
-            if c >= 0x80 {
-                let n = utf8_sequence_len(&s[i..]);
-                if n == 0 {
-                    // Bytes >= 128 always take three digits: one four-byte store.
-                    std::ptr::write_unaligned(
-                        base.add(w) as *mut [u8; 4],
-                        HIGH_ESCAPES[c as usize - 128],
-                    );
-                    w += 4;
-                    i += 1;
-                } else {
-                    std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
-                    w += n;
-                    i += n;
-                }
-                continue;
-            }
-            if CLASS[c as usize] == PLAIN {
-                if i < bytewise_until || i + 8 > s.len() {
-                    *base.add(w) = c;
-                    w += 1;
-                    i += 1;
+        while let Some(&c) = s.get(i) {
+            let form = FORMS[c as usize];
+            std::ptr::write_unaligned(base.add(w) as *mut [u8; 4], form.text);
+            i += 1;
+            if form.len & !LEN_MASK == 0 {
+                w += usize::from(form.len);
+                if form.len != 1 || i < bytewise_until || i + 8 > s.len() {
                     continue;
                 }
                 // Runs of plain ASCII, the usual content, move eight bytes at a time.
                 loop {
-                    let chunk = u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+                    let chunk = word_at(s, i);
                     if needs_care(chunk) {
                         bytewise_until = i + backoff;
                         backoff = (backoff * 2).min(512);
@@ -129,29 +136,36 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
                         break;
                     }
                 }
-                continue;
-            }
-            let named = match c {
-                b'"' => b'"',
-                b'\\' => b'\\',
-                b'\n' => b'n',
-                b'\r' => b'r',
-                b'\t' => b't',
-                _ => 0,
-            };
-            if named != 0 {
-                *base.add(w) = b'\\';
-                *base.add(w + 1) = named;
-                w += 2;
+            } else if form.len & UTF8_LEAD != 0 {
+                let n = utf8_sequence_len(&s[i - 1..]);
+                if n == 0 {
+                    w += 4;
+                } else {
+                    std::ptr::copy_nonoverlapping(s.as_ptr().add(i - 1), base.add(w), n);
+                    w += n;
+                    i += n - 1;
+                }
+            } else if s.get(i).is_some_and(u8::is_ascii_digit) {
+                // `\1` then `2` would read as `\12`: pad to three digits.
+                std::ptr::write_unaligned(base.add(w) as *mut [u8; 4], decimal_escape(c));
+                w += 4;
             } else {
-                w += write_decimal_escape(base.add(w), c, s.get(i + 1));
+                w += usize::from(form.len & LEN_MASK);
             }
-            i += 1;
         }
         *base.add(w) = b'"';
         w += 1;
         out.set_len(start + w);
     }
+}
+
+/// The eight bytes of `s` from `i` as one little-endian word.
+///
+/// # Safety
+/// `i + 8 <= s.len()`.
+#[inline]
+unsafe fn word_at(s: &[u8], i: usize) -> u64 {
+    u64::from_le(std::ptr::read_unaligned(s.as_ptr().add(i) as *const u64))
 }
 
 /// Whether any of the eight bytes is not plain printable ASCII (a control byte, DEL, `"`,
@@ -166,28 +180,6 @@ fn needs_care(x: u64) -> bool {
         | has_zero(x ^ (ONES * u64::from(b'\\')))
         | has_zero(x ^ (ONES * 0x7f));
     (x & HIGHS) | below_space | special != 0
-}
-
-/// Writes `\ddd` at `dst` and returns its length: padded to three digits when a digit follows
-/// (else `\1` then `2` would read as `\12`).
-///
-/// # Safety
-/// `dst` must have room for 4 bytes.
-#[inline]
-unsafe fn write_decimal_escape(dst: *mut u8, c: u8, next: Option<&u8>) -> usize {
-    let pad = next.is_some_and(u8::is_ascii_digit);
-    *dst = b'\\';
-    let mut w = 1;
-    if pad || c >= 100 {
-        *dst.add(w) = b'0' + c / 100;
-        w += 1;
-    }
-    if pad || c >= 10 {
-        *dst.add(w) = b'0' + (c / 10) % 10;
-        w += 1;
-    }
-    *dst.add(w) = b'0' + c % 10;
-    w + 1
 }
 
 /// Whether `s` can be written as a bare field name (`name=`) in a table constructor.
@@ -237,6 +229,48 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(lit(&s), format!("\"{expected}\""), "{special:#x} at {at}");
+            }
+        }
+    }
+
+    /// The literal's body written the slow, obvious way.
+    fn reference_body(s: &[u8]) -> String {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < s.len() {
+            let c = s[i];
+            let utf8 = (2..=4).find_map(|k| std::str::from_utf8(s.get(i..i + k)?).ok());
+            match c {
+                0x80.. if utf8.is_some() => {
+                    let seq = utf8.unwrap_or_default();
+                    out.push_str(seq);
+                    i += seq.len();
+                    continue;
+                }
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x20..=0x7e => out.push(c as char),
+                _ if s.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    out.push_str(&format!("\\{c:03}"))
+                }
+                _ => out.push_str(&format!("\\{c}")),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn every_byte_pair_in_every_context_matches_the_reference() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for (before, after) in [(&b""[..], &b""[..]), (b"plain tx", b"9abcdefghij")] {
+                    let s = [before, &[a, b], b"\x80\xBF", after].concat();
+                    assert_eq!(lit(&s), format!("\"{}\"", reference_body(&s)), "{s:x?}");
+                }
             }
         }
     }

@@ -28,6 +28,24 @@ fn skip_plain_words(src: &[u8], mut i: usize, quote: u8) -> usize {
     i
 }
 
+/// The byte a `\ddd` escape stands for, given its four source bytes (the backslash first),
+/// or `None` when they are not three decimal digits up to 255.
+#[inline]
+fn three_digit_escape(quad: &[u8]) -> Option<u32> {
+    let word = u32::from_le_bytes(quad.try_into().ok()?);
+    // The backslash's place is set to '0' so that all four bytes are checked as digits: a
+    // digit has high nibble 3, and adding 6 keeps it there (0x3A..0x3F would carry to 4).
+    let digits = (word & 0xFFFF_FF00) | u32::from(b'0');
+    const NIBBLES: u32 = 0xF0F0_F0F0;
+    const THREES: u32 = 0x3030_3030;
+    if digits & NIBBLES != THREES || digits.wrapping_add(0x0606_0606) & NIBBLES != THREES {
+        return None;
+    }
+    let d = digits - THREES;
+    let value = (d >> 8 & 0xFF) * 100 + (d >> 16 & 0xFF) * 10 + (d >> 24);
+    (value <= 255).then_some(value)
+}
+
 /// Bytes that end a run of plain string content: the quote, backslash and newlines.
 const fn string_stops(quote: u8) -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -127,26 +145,32 @@ impl Lexer<'_> {
                     return Ok(());
                 }
                 Some(b'\\') => {
-                    // Fast path for the `\ddd` escapes our writer uses for non-UTF-8 bytes.
-                    let (a, b, c) = (digit(i + 1), digit(i + 2), digit(i + 3));
-                    if a < 10 && b < 10 && c < 10 && a * 100 + b * 10 + c <= 255 {
+                    // Fast paths for the `\ddd` escapes our writer uses for non-UTF-8 bytes:
+                    // three digits in one word, then the shorter forms.
+                    if let Some(value) = src.get(i..i + 4).and_then(three_digit_escape) {
                         i += 4;
-                        a * 100 + b * 10 + c
-                    } else if a < 10 && b < 10 && c >= 10 {
-                        i += 3;
-                        a * 10 + b
-                    } else if a < 10 && b >= 10 {
-                        i += 2;
-                        a
+                        value
                     } else {
-                        // SAFETY: as above; `escape` appends through the Vec itself.
-                        unsafe { self.buf.set_len(w) };
-                        self.pos = i;
-                        self.escape()?;
-                        i = self.pos;
-                        w = self.buf.len();
-                        out = self.buf.as_mut_ptr();
-                        continue;
+                        match (digit(i + 1), digit(i + 2), digit(i + 3)) {
+                            (a @ 0..=9, b @ 0..=9, 10..) => {
+                                i += 3;
+                                a * 10 + b
+                            }
+                            (a @ 0..=9, 10.., _) => {
+                                i += 2;
+                                a
+                            }
+                            _ => {
+                                // SAFETY: as above; `escape` appends through the Vec itself.
+                                unsafe { self.buf.set_len(w) };
+                                self.pos = i;
+                                self.escape()?;
+                                i = self.pos;
+                                w = self.buf.len();
+                                out = self.buf.as_mut_ptr();
+                                continue;
+                            }
+                        }
                     }
                 }
                 _ => return Err(self.err(self.start, ParseErrorKind::UnfinishedString)),
@@ -287,4 +311,57 @@ fn push_utf8_extended(out: &mut Vec<u8>, code: u32) {
     }
     out.push(((!first_max << 1) as u8) | x as u8);
     out.extend(tail[..n].iter().rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Lexer, Tok};
+
+    /// What Lua reads for `"` + `body` + `"`: `None` for an error.
+    fn lex_string(body: &[u8]) -> Option<Vec<u8>> {
+        let src = [&b"\""[..], body, b"\""].concat();
+        let mut lexer = Lexer::new(&src, true);
+        match lexer.next_token() {
+            Ok(Tok::Str) if lexer.remaining() == 0 => Some(lexer.string().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// Lua's rule, spelled out: up to three digits are taken greedily; over 255 is an error.
+    fn reference(digits: &[u8], tail: &[u8]) -> Option<Vec<u8>> {
+        let taken = digits.len().min(3);
+        let value: u32 = std::str::from_utf8(&digits[..taken]).ok()?.parse().ok()?;
+        let byte = u8::try_from(value).ok()?;
+        Some([&[byte][..], &digits[taken..], tail].concat())
+    }
+
+    #[test]
+    fn decimal_escapes_in_every_width_and_context() {
+        for value in 0..=999u32 {
+            for width in 1..=3 {
+                let digits = format!("{value:0width$}");
+                if digits.len() != width {
+                    continue;
+                }
+                for tail in [&b""[..], b"x", b"7", b"42", b"\\65", b"\xff"] {
+                    for before in [&b""[..], b"\\200", b"ab"] {
+                        let body = [before, b"\\", digits.as_bytes(), tail].concat();
+                        let expected = lex_string(before).and_then(|head| {
+                            let tail_digits = tail.iter().take_while(|c| c.is_ascii_digit());
+                            let run = [digits.as_bytes(), &tail[..tail_digits.count()]].concat();
+                            let rest = &tail[run.len() - digits.len()..];
+                            let decoded = reference(&run, &lex_string(rest)?)?;
+                            Some([head, decoded].concat())
+                        });
+                        assert_eq!(
+                            lex_string(&body),
+                            expected,
+                            "{:?}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
