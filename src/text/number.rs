@@ -216,14 +216,26 @@ unsafe fn write_digits(dst: *mut u8, mut v: u64) -> usize {
     len
 }
 
+/// Number of decimal digits of `v` (1 for 0), without a loop: the bit length gives the
+/// count or one more, and one comparison with a power of ten decides.
 fn decimal_len(v: u64) -> usize {
-    let mut len = 1;
-    let mut bound = 10u64;
-    while len < 20 && v >= bound {
-        len += 1;
-        bound = bound.wrapping_mul(10);
-    }
-    len
+    static POWERS_OF_TEN: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    // `| 1` keeps 0 at one digit and changes no comparison below (the powers from 10 up
+    // are even).
+    let x = v | 1;
+    let bits = 64 - x.leading_zeros() as usize;
+    // 1233 / 4096 is just above log10(2), so this is floor(log10(x)) or one more (exact
+    // for bits <= 64); the digit count is one more than floor(log10(x)).
+    let estimate = (bits * 1233) >> 12;
+    estimate + usize::from(x >= POWERS_OF_TEN[estimate])
 }
 
 /// Appends a float so that Lua 5.3+ reads it back as the same float (subtype included).
@@ -269,6 +281,23 @@ pub fn write_double_untyped(out: &mut Vec<u8>, v: f64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimal_len_at_every_power_boundary() {
+        let mut probes = vec![0u64, 1, u64::MAX];
+        for k in 0..64 {
+            let p = 1u64 << k;
+            probes.extend([p - 1, p, p + 1]);
+        }
+        let mut p = 1u64;
+        for _ in 0..20 {
+            probes.extend([p - 1, p, p + 1]);
+            p = p.saturating_mul(10);
+        }
+        for v in probes {
+            assert_eq!(super::decimal_len(v), v.to_string().len(), "{v}");
+        }
+    }
+
     use super::*;
 
     fn int(s: &str) -> Option<Num> {
