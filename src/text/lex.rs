@@ -58,34 +58,61 @@ const fn word(name: &[u8]) -> u64 {
     v
 }
 
-/// Lua's reserved words, by length and first byte: a name is compared with at most two words
-/// (0 never matches: names are not empty).
+/// Lua's reserved words, at most two per length (2..=8, with 8 at 0) and first byte (its low
+/// five bits): each slot holds their words, 0 where there are none (0 never matches).
+static KEYWORD_SLOTS: [[u64; 2]; 256] = {
+    const KEYWORDS: [&[u8]; 22] = [
+        b"and",
+        b"break",
+        b"do",
+        b"else",
+        b"elseif",
+        b"end",
+        b"false",
+        b"for",
+        b"function",
+        b"goto",
+        b"if",
+        b"in",
+        b"local",
+        b"nil",
+        b"not",
+        b"or",
+        b"repeat",
+        b"return",
+        b"then",
+        b"true",
+        b"until",
+        b"while",
+    ];
+    let mut t = [[0u64; 2]; 256];
+    let mut k = 0;
+    while k < KEYWORDS.len() {
+        let name = KEYWORDS[k];
+        let slot = &mut t[keyword_slot(name.len(), name[0])];
+        // Every slot has room: no length and first byte is shared by more than two words.
+        let free = if slot[0] == 0 { 0 } else { 1 };
+        assert!(slot[free] == 0, "more than two keywords in one slot");
+        slot[free] = word(name);
+        k += 1;
+    }
+    t
+};
+
+const fn keyword_slot(len: usize, first: u8) -> usize {
+    (len & 7) << 5 | (first & 31) as usize
+}
+
+/// Whether `name` is one of Lua's reserved words.
 #[inline]
 pub fn is_keyword(name: &[u8]) -> bool {
-    const fn w(k: &[u8]) -> u64 {
-        word(k)
+    if name.len() < 2 || name.len() > 8 {
+        return false;
     }
-    let (a, b) = match (name.len(), name.first()) {
-        (2, Some(b'd')) => (w(b"do"), 0),
-        (2, Some(b'i')) => (w(b"if"), w(b"in")),
-        (2, Some(b'o')) => (w(b"or"), 0),
-        (3, Some(b'a')) => (w(b"and"), 0),
-        (3, Some(b'e')) => (w(b"end"), 0),
-        (3, Some(b'f')) => (w(b"for"), 0),
-        (3, Some(b'n')) => (w(b"nil"), w(b"not")),
-        (4, Some(b'e')) => (w(b"else"), 0),
-        (4, Some(b'g')) => (w(b"goto"), 0),
-        (4, Some(b't')) => (w(b"then"), w(b"true")),
-        (5, Some(b'b')) => (w(b"break"), 0),
-        (5, Some(b'f')) => (w(b"false"), 0),
-        (5, Some(b'l')) => (w(b"local"), 0),
-        (5, Some(b'u')) => (w(b"until"), 0),
-        (5, Some(b'w')) => (w(b"while"), 0),
-        (6, Some(b'e')) => (w(b"elseif"), 0),
-        (6, Some(b'r')) => (w(b"repeat"), w(b"return")),
-        (8, Some(b'f')) => (w(b"function"), 0),
-        _ => return false,
-    };
+    let [a, b] = KEYWORD_SLOTS[keyword_slot(name.len(), name[0])];
+    if a == 0 {
+        return false;
+    }
     let v = word(name);
     v == a || v == b
 }
@@ -371,7 +398,7 @@ impl Lexer<'_> {
         }
         if src
             .get(i)
-            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_')
+            .is_some_and(|&c| NAME_CHARS[c as usize] || c == b'.')
         {
             return None;
         }
@@ -497,6 +524,9 @@ mod tests {
             "name",
             "count",
             "_G",
+            "AND",
+            "True",
+            "FUNCTION",
         ] {
             assert!(!is_keyword(name.as_bytes()), "{name}");
         }
