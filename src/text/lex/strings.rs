@@ -41,8 +41,11 @@ fn three_digit_escape(quad: &[u8]) -> Option<u32> {
     if digits & NIBBLES != THREES || digits.wrapping_add(0x0606_0606) & NIBBLES != THREES {
         return None;
     }
+    // Digit values d1, d2, d3 in bytes 1..3; adding d * 10 and d >> 8 puts 10 * d1 + d2 in
+    // byte 1 (no byte exceeds 99, so nothing carries).
     let d = digits - THREES;
-    let value = (d >> 8 & 0xFF) * 100 + (d >> 16 & 0xFF) * 10 + (d >> 24);
+    let pairs = d * 10 + (d >> 8);
+    let value = (pairs >> 8 & 0xFF) * 10 + (d >> 24);
     (value <= 255).then_some(value)
 }
 
