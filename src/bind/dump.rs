@@ -323,6 +323,7 @@ impl Dumper<'_> {
     }
 
     /// Writes the non-table value at `idx`, of type `kind`, or fails naming its path.
+    #[inline(always)]
     unsafe fn scalar(&mut self, kind: c_int, idx: c_int, mode: Mode) -> Result<(), Failure> {
         let l = self.l;
         let w = &mut self.s.writer;
