@@ -477,6 +477,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     /// Pushes the value that starts at the current token if it is a literal (string, number,
     /// nil, true, false); false leaves tables and paths to the caller.
+    #[inline(always)]
     fn scalar(&mut self) -> Result<bool, ParseError> {
         let r = match self.tok {
             Tok::Str => {
@@ -507,6 +508,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     /// Records a finished entry of the table on top of the frames (or stores it directly
     /// into a table already built).
+    #[inline(always)]
     fn add_entry(&mut self, kind: Entry) -> Result<(), ParseError> {
         let Some(Frame::Table {
             pos,

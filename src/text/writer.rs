@@ -67,6 +67,7 @@ impl Writer {
     }
 
     /// A string key: `name=` when the caller found it is an identifier, `["..."]=` otherwise.
+    #[inline]
     pub fn string_key(&mut self, key: &[u8], identifier: bool) {
         if identifier {
             self.out.reserve(key.len() + 1);
