@@ -310,6 +310,7 @@ impl Dumper<'_> {
         }
     }
 
+    #[inline]
     unsafe fn check_depth(&self) -> Result<(), Failure> {
         if self.s.levels.len() >= self.limits.max_depth {
             return Err(format!(

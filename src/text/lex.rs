@@ -151,6 +151,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Bytes of the current token, for names and error messages.
+    #[inline]
     pub fn token_text(&self) -> &'a [u8] {
         &self.src[self.start..self.pos]
     }
