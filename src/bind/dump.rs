@@ -310,7 +310,6 @@ impl Dumper<'_> {
         }
     }
 
-    #[inline]
     unsafe fn check_depth(&self) -> Result<(), Failure> {
         if self.s.levels.len() >= self.limits.max_depth {
             return Err(format!(
