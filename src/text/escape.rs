@@ -1,9 +1,11 @@
 //! Lua string literals that every Lua version reads back byte for byte and that are always
-//! valid UTF-8: valid UTF-8 sequences pass through raw, other bytes that are not printable
-//! ASCII become decimal escapes (which Lua 5.1 understands too).
+//! valid UTF-8: valid UTF-8 sequences pass through raw, `"` and `\\` take a backslash, and
+//! every other byte that is not printable ASCII becomes a three-digit decimal escape `\\ddd`
+//! (SPEC §3; Lua 5.1 understands it too). One escape form, always four bytes, keeps both the
+//! writer and the reader's fast path free of choices between forms.
 
-/// How a byte is written: the first `len & LEN_MASK` bytes of `text`, unless a flag in `len`
-/// says the bytes around it decide.
+/// How a byte is written: the first `len & LEN_MASK` bytes of `text`, unless `UTF8_LEAD` says
+/// the bytes after it decide.
 #[derive(Clone, Copy)]
 struct Form {
     text: [u8; 4],
@@ -11,8 +13,6 @@ struct Form {
 }
 
 const LEN_MASK: u8 = 0x0F;
-/// A decimal escape shorter than three digits, which a following digit would extend.
-const SHORT_DECIMAL: u8 = 0x10;
 /// A byte that can start a UTF-8 sequence: raw if the sequence is valid, else escaped.
 const UTF8_LEAD: u8 = 0x20;
 
@@ -33,26 +33,14 @@ static FORMS: [Form; 256] = {
     let mut i = 0;
     while i < 256 {
         let c = i as u8;
-        let named = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            _ => 0,
-        };
         let (text, len) = if is_plain(c) {
             ([c, 0, 0, 0], 1)
-        } else if named != 0 {
-            ([b'\\', named, 0, 0], 2)
-        } else if c < 10 {
-            ([b'\\', b'0' + c, 0, 0], SHORT_DECIMAL | 2)
-        } else if c < 100 {
-            ([b'\\', b'0' + c / 10, b'0' + c % 10, 0], SHORT_DECIMAL | 3)
+        } else if c == b'"' || c == b'\\' {
+            ([b'\\', c, 0, 0], 2)
         } else if c >= 0xC2 && c <= 0xF4 {
             (decimal_escape(c), UTF8_LEAD | 4)
         } else {
-            // DEL, continuation bytes and bytes that never start a sequence.
+            // Control bytes, DEL, continuation bytes and bytes that never start a sequence.
             (decimal_escape(c), 4)
         };
         t[i] = Form { text, len };
@@ -136,7 +124,7 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
                         break;
                     }
                 }
-            } else if form.len & UTF8_LEAD != 0 {
+            } else {
                 let n = utf8_sequence_len(&s[i - 1..]);
                 if n == 0 {
                     w += 4;
@@ -145,12 +133,6 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
                     w += n;
                     i += n - 1;
                 }
-            } else if s.get(i).is_some_and(u8::is_ascii_digit) {
-                // `\1` then `2` would read as `\12`: pad to three digits.
-                std::ptr::write_unaligned(base.add(w) as *mut [u8; 4], decimal_escape(c));
-                w += 4;
-            } else {
-                w += usize::from(form.len & LEN_MASK);
             }
         }
         *base.add(w) = b'"';
@@ -204,8 +186,8 @@ mod tests {
     #[test]
     fn escapes() {
         assert_eq!(lit(b"plain"), "\"plain\"");
-        assert_eq!(lit(b"a\"b\\c\n"), r#""a\"b\\c\n""#);
-        assert_eq!(lit(b"\x00\x01x"), r#""\0\1x""#);
+        assert_eq!(lit(b"a\"b\\c\n"), r#""a\"b\\c\010""#);
+        assert_eq!(lit(b"\x00\x01x\t\r"), r#""\000\001x\009\013""#);
         assert_eq!(lit(b"\x001"), r#""\0001""#);
         assert_eq!(lit(b"\x7f\xff"), r#""\127\255""#);
         assert_eq!(lit("日本 ✓".as_bytes()), "\"日本 ✓\"");
@@ -249,14 +231,8 @@ mod tests {
                 }
                 b'"' => out.push_str("\\\""),
                 b'\\' => out.push_str("\\\\"),
-                b'\n' => out.push_str("\\n"),
-                b'\r' => out.push_str("\\r"),
-                b'\t' => out.push_str("\\t"),
                 0x20..=0x7e => out.push(c as char),
-                _ if s.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                    out.push_str(&format!("\\{c:03}"))
-                }
-                _ => out.push_str(&format!("\\{c}")),
+                _ => out.push_str(&format!("\\{c:03}")),
             }
             i += 1;
         }

@@ -148,11 +148,14 @@ impl Lexer<'_> {
                     return Ok(());
                 }
                 Some(b'\\') => {
-                    // Fast paths for the `\ddd` escapes our writer uses for non-UTF-8 bytes:
-                    // three digits in one word, then the shorter forms.
+                    // Fast paths for the escapes our writer uses: `\ddd` (three digits, read
+                    // in one word), `\"` and `\\`; then the shorter decimal forms.
                     if let Some(value) = src.get(i..i + 4).and_then(three_digit_escape) {
                         i += 4;
                         value
+                    } else if let Some(&quoted @ (b'"' | b'\\')) = src.get(i + 1) {
+                        i += 2;
+                        u32::from(quoted)
                     } else {
                         match (digit(i + 1), digit(i + 2), digit(i + 3)) {
                             (a @ 0..=9, b @ 0..=9, 10..) => {
