@@ -4,15 +4,14 @@
 //! (SPEC §3; Lua 5.1 understands it too). One escape form, always four bytes, keeps both the
 //! writer and the reader's fast path free of choices between forms.
 
-/// How a byte is written: the first `len & LEN_MASK` bytes of `text`, unless `UTF8_LEAD` says
-/// the bytes after it decide.
+/// How a byte is written: the first `len` bytes of `text`, unless `len` carries `UTF8_LEAD`:
+/// then the byte is raw if a valid UTF-8 sequence starts there, else `text` (its escape).
 #[derive(Clone, Copy)]
 struct Form {
     text: [u8; 4],
     len: u8,
 }
 
-const LEN_MASK: u8 = 0x0F;
 /// A byte that can start a UTF-8 sequence: raw if the sequence is valid, else escaped.
 const UTF8_LEAD: u8 = 0x20;
 
@@ -103,7 +102,7 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
             let form = FORMS[c as usize];
             std::ptr::write_unaligned(base.add(w) as *mut [u8; 4], form.text);
             i += 1;
-            if form.len & !LEN_MASK == 0 {
+            if form.len & UTF8_LEAD == 0 {
                 w += usize::from(form.len);
                 if form.len != 1 || i < bytewise_until || i + 8 > s.len() {
                     continue;

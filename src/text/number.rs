@@ -281,6 +281,12 @@ pub fn write_double_untyped(out: &mut Vec<u8>, v: f64) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn int(s: &str) -> Option<Num> {
+        parse_numeral(s.as_bytes(), true)
+    }
+
     #[test]
     fn decimal_len_at_every_power_boundary() {
         let mut probes = vec![0u64, 1, u64::MAX];
@@ -294,14 +300,8 @@ mod tests {
             p = p.saturating_mul(10);
         }
         for v in probes {
-            assert_eq!(super::decimal_len(v), v.to_string().len(), "{v}");
+            assert_eq!(decimal_len(v), v.to_string().len(), "{v}");
         }
-    }
-
-    use super::*;
-
-    fn int(s: &str) -> Option<Num> {
-        parse_numeral(s.as_bytes(), true)
     }
 
     #[test]
