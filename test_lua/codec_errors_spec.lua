@@ -431,6 +431,27 @@ describe("codec errors on " .. loader.interp(), function()
       end
     end)
 
+    it("a nil or NaN key, or indexing a non-table, is reported at the key", function()
+      local cases = {
+        { "{[0/0]=1, 2, 3}", "table key is NaN", "0/0" },
+        { "{1, {[nil]=1}, 3}", "table key is nil", "nil" },
+        { "do local _={} return {[_[2]]=true} end", "table key is nil", "_[2]" },
+        { "do local _={} _[_.q]=1 return _ end", "table key is nil", "_.q" },
+        { "do local _=1;_.x=1;return _ end", "not a table", "x=1" },
+        { "do local _={};_.a.b=1;return _ end", "not a table", "b=1" },
+        { "do local _=1 return {_[1]} end", "not a table", "1]" },
+      }
+      for _, c in ipairs(cases) do
+        local text, message, key = c[1], c[2], c[3]
+        local ok, err = rr.load(text)
+        assert(ok == false, text .. ": accepted")
+        assert(err:find(message, 1, true), text .. ": " .. err)
+        local offset = tonumber(err:match("at offset (%d+)$"))
+        local wanted = text:find(key, 1, true) - 1
+        assert(offset == wanted, string.format("%s: offset %s, wanted %d (%s)", text, tostring(offset), wanted, err))
+      end
+    end)
+
     it("bytecode is rejected", function()
       local dumped = string.dump(function() return 42 end)
       assert_rejects(dumped, "string.dump of a function")

@@ -297,11 +297,16 @@ const REJECTED: &[(&str, usize, &str)] = &[
     ("do local _={} return _", 22, "end"),
     ("do local _={} return _ end x", 27, "x"),
     ("do local end=1 return end end", 9, "end"),
-    // Builder errors (nil/NaN key, indexing a non-table) are reported when the store happens:
-    // at the token after the value.
-    ("{[nil]=1}", 8, "nil"),
-    ("{[0/0]=1}", 8, "NaN"),
-    ("do local _=1;_.x=1;return _ end", 18, "not a table"),
+    // Builder errors (nil/NaN key, indexing a non-table) point at the key of the step.
+    ("{[nil]=1}", 2, "nil"),
+    ("{[0/0]=1}", 2, "NaN"),
+    ("{1, 2, {a=1, [0/0]=2}}", 14, "NaN"),
+    ("do local _={} return {[_[2]]=true} end", 23, "nil"),
+    ("do local _=1;_.x=1;return _ end", 15, "not a table"),
+    ("do local _={};_[_.y]=1;return _ end", 16, "nil"),
+    ("do local _={};_.a.b=1;return _ end", 18, "not a table"),
+    ("do local _=1 return {_.x} end", 23, "not a table"),
+    ("do local _=1 return {_[1]} end", 23, "not a table"),
 ];
 
 #[test]

@@ -34,7 +34,7 @@ impl LuaBuilder {
 
     /// Lua refuses nil and NaN keys; the key is at `idx`.
     #[inline]
-    unsafe fn check_key(&self, idx: c_int) -> BuildResult {
+    unsafe fn check_key_at(&self, idx: c_int) -> BuildResult {
         match ffi::lua_type(self.l, idx) {
             ffi::LUA_TNIL => Err(BuildError::NilKey),
             ffi::LUA_TNUMBER if ffi::lua_tonumber(self.l, idx).is_nan() => Err(BuildError::NanKey),
@@ -191,7 +191,7 @@ impl Builder for LuaBuilder {
                     }
                     Entry::Named | Entry::Keyed => {
                         if *entry == Entry::Keyed {
-                            self.check_key(slot)?;
+                            self.check_key_at(slot)?;
                         }
                         ffi::lua_pushvalue(l, slot);
                         ffi::lua_pushvalue(l, slot + 1);
@@ -223,7 +223,7 @@ impl Builder for LuaBuilder {
     #[inline]
     fn set(&mut self) -> BuildResult {
         unsafe {
-            self.check_key(-2)?;
+            self.check_key_at(-2)?;
             ffi::lua_rawset(self.l, -3);
         }
         self.top -= 2;
@@ -240,6 +240,15 @@ impl Builder for LuaBuilder {
         }
         self.top -= 1;
         Ok(())
+    }
+    fn check_key(&self) -> BuildResult {
+        unsafe { self.check_key_at(-1) }
+    }
+    fn check_store(&self) -> BuildResult {
+        unsafe {
+            self.check_table(-2)?;
+            self.check_key_at(-1)
+        }
     }
     fn get_local(&mut self, slot: usize) -> BuildResult {
         self.reserve(4)?;
@@ -261,7 +270,7 @@ impl Builder for LuaBuilder {
     fn assign(&mut self) -> BuildResult {
         unsafe {
             self.check_table(-3)?;
-            self.check_key(-2)?;
+            self.check_key_at(-2)?;
             ffi::lua_rawset(self.l, -3);
             ffi::lua_pop(self.l, 1);
         }

@@ -129,6 +129,13 @@ pub trait Builder {
     ) -> Result<Option<usize>, BuildError> {
         Ok(None)
     }
+    /// `.. k` unchanged: an error unless k can be a table key (Lua refuses nil and NaN). The
+    /// parser calls it as soon as a `[key]` is read, so that the error points at the key; the
+    /// operations that store keep their own checks.
+    fn check_key(&self) -> BuildResult;
+    /// `.. t k` unchanged: an error unless t is a table and k can be its key; called at the
+    /// `=` of an assignment statement, for the same reason.
+    fn check_store(&self) -> BuildResult;
     /// `.. t v` → `.. t` with `t[index] = v`: positional items after a table was built early.
     fn append(&mut self, index: i64) -> BuildResult;
     /// `.. t k v` → `.. t` with `t[k] = v`: keyed entries after a table was built early.

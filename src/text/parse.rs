@@ -111,12 +111,12 @@ enum Frame {
     },
     /// The value being parsed is the next positional item.
     Positional,
-    /// The value being parsed is a `[key]`.
-    Key,
+    /// The value being parsed is a `[key]` starting at offset `at`.
+    Key { at: usize },
     /// The value being parsed belongs to the key below it.
     Keyed(Entry),
-    /// The value being parsed is the key of `path[...]` in a value position.
-    PathKey,
+    /// The value being parsed is the key of `path[...]` in a value position, at offset `at`.
+    PathKey { at: usize },
 }
 
 struct Parser<'s, 'b, B: Builder> {
@@ -173,6 +173,11 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     fn build(&self, r: BuildResult) -> Result<(), ParseError> {
         r.map_err(|e| self.err(ParseErrorKind::Build(e)))
+    }
+
+    /// `build` for an error that belongs to an earlier token, such as the key at `at`.
+    fn build_at(&self, r: BuildResult, at: usize) -> Result<(), ParseError> {
+        r.map_err(|e| ParseError::new(at, ParseErrorKind::Build(e)))
     }
 
     fn is_word(&self, word: &[u8]) -> bool {
@@ -292,7 +297,8 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         }?;
         self.advance()?;
         loop {
-            match self.tok {
+            // Errors of this step (a nil or NaN key, indexing a non-table) point at its key.
+            let key_at = match self.tok {
                 Tok::Dot => {
                     self.advance()?;
                     if self.tok != Tok::Name {
@@ -302,29 +308,31 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                         let r = self.b.string(self.lex.token_text());
                         self.build(r)
                     }?;
+                    let at = self.lex.start;
                     self.advance()?;
+                    at
                 }
                 Tok::LBracket => {
                     self.advance()?;
+                    let at = self.lex.start;
                     self.enter()?;
                     self.value()?;
                     self.depth -= 1;
                     self.expect(Tok::RBracket, "']'")?;
+                    at
                 }
                 _ => return Err(self.unexpected("'.' or '[' in an assignment target")),
-            }
+            };
             if self.tok == Tok::Assign {
+                let r = self.b.check_store();
+                self.build_at(r, key_at)?;
                 self.advance()?;
                 self.value()?;
-                return {
-                    let r = self.b.assign();
-                    self.build(r)
-                };
+                let r = self.b.assign();
+                return self.build(r);
             }
-            {
-                let r = self.b.index();
-                self.build(r)
-            }?;
+            let r = self.b.index();
+            self.build_at(r, key_at)?;
         }
     }
 
@@ -376,19 +384,19 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 match self.frames.pop() {
                     Some(Frame::Positional) => self.add_entry(Entry::Item)?,
                     Some(Frame::Keyed(kind)) => self.add_entry(kind)?,
-                    Some(Frame::Key) => {
+                    Some(Frame::Key { at }) => {
+                        let r = self.b.check_key();
+                        self.build_at(r, at)?;
                         self.expect(Tok::RBracket, "']'")?;
                         self.expect(Tok::Assign, "'='")?;
                         self.frames.push(Frame::Keyed(Entry::Keyed));
                         continue 'value;
                     }
-                    Some(Frame::PathKey) => {
+                    Some(Frame::PathKey { at }) => {
                         self.depth -= 1;
                         self.expect(Tok::RBracket, "']'")?;
-                        {
-                            let r = self.b.index();
-                            self.build(r)
-                        }?;
+                        let r = self.b.index();
+                        self.build_at(r, at)?;
                         if self.path_suffix()? {
                             continue 'value;
                         }
@@ -434,7 +442,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     }
                     Tok::LBracket => {
                         self.advance()?;
-                        self.frames.push(Frame::Key);
+                        self.frames.push(Frame::Key { at: self.lex.start });
                         return Ok(true);
                     }
                     Tok::Name if !is_keyword(self.lex.token_text()) => {
@@ -629,7 +637,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 Tok::LBracket => {
                     self.enter()?;
                     self.advance()?;
-                    self.frames.push(Frame::PathKey);
+                    self.frames.push(Frame::PathKey { at: self.lex.start });
                     return Ok(true);
                 }
                 _ => return Ok(false),

@@ -203,6 +203,15 @@ impl Builder for TreeBuilder {
         let t = self.stack.last().cloned().unwrap_or(Val::Nil);
         self.table_at(&t)?.set(key, value)
     }
+    fn check_key(&self) -> BuildResult {
+        key_repr(self.stack.last().unwrap_or(&Val::Nil)).map(|_| ())
+    }
+    fn check_store(&self) -> BuildResult {
+        match self.stack.len().checked_sub(2).map(|i| &self.stack[i]) {
+            Some(Val::Table(_)) => self.check_key(),
+            _ => Err(BuildError::NotATable),
+        }
+    }
     fn set_local(&mut self, slot: usize) -> BuildResult {
         let v = self.pop();
         if self.locals.len() <= slot {
