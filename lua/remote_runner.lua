@@ -66,7 +66,7 @@ local inside_run_mfa = 0
 local workers = setmetatable({}, { __mode = "k" })
 
 -- A call in flight is an array, which is cheaper to build than a record with named fields.
-local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT = 1, 2, 3, 4, 5, 6, 7, 8
+local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT, TIMEOUT = 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 local function log(level, message)
   local ok, err = pcall(settings.logger, level, message)
@@ -303,7 +303,8 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   next_call_id = id + 1
   local now = clock()
   -- The slot (last field) is set by schedule once the call is in flight.
-  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0 }
+  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0,
+    timeout }
   if in_flight >= settings.max_pending then
     fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
     return id
@@ -473,7 +474,7 @@ local function expire_slot(slot)
     local call = untrack(id)
     if call then
       stats.timed_out = stats.timed_out + 1
-      fail_later(call, "timeout", "no answer in time")
+      fail_later(call, "timeout", format("no answer within %g s", call[TIMEOUT]))
     end
   end
   wheel[slot] = nil

@@ -535,6 +535,9 @@ describe("timeouts", function()
     host:advance(10)
     assert.equal(1, long.fired)
     assert.equal("timeout", long.err.kind)
+    -- The message says which timeout ran out.
+    assert.equal("no answer within 0.5 s", short.err.message)
+    assert.equal("no answer within 10 s", long.err.message)
   end)
 
   it("a reply that arrives after the timeout is dropped and counted in late_replies", function()
