@@ -9,7 +9,7 @@
 #   make lint                 cargo fmt --check, cargo clippy -D warnings, luacheck
 #   make bench                Lua 5.4 codec benchmark (bench/codec_bench.lua)
 #   make demo                 examples/demo.lua on Lua 5.4
-#   make fuzz [FUZZ_SECONDS=900 FUZZ_TARGET=parse]   cargo fuzz (not part of test)
+#   make fuzz [FUZZ_SECONDS=900 FUZZ_TARGET=parse|wire]   cargo fuzz (not part of test)
 #   make clean
 #
 # Each Lua version builds in its own cargo target dir (target/lua5.4, target/luajit, ...), so

@@ -38,7 +38,11 @@ pub struct ResponseView<'a> {
 const VARINT: u64 = 0;
 const FIXED64: u64 = 1;
 const LEN: u64 = 2;
+const START_GROUP: u64 = 3;
+const END_GROUP: u64 = 4;
 const FIXED32: u64 = 5;
+/// How deep groups may nest: prost's decoding recursion limit.
+const MAX_GROUP_DEPTH: usize = 100;
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -87,11 +91,7 @@ impl<'a> Reader<'a> {
         if self.pos == self.buf.len() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let (number, wire_type) = (key >> 3, key & 7);
-        if number == 0 || number > 0x1FFF_FFFF {
-            return Err(WireError("invalid field number"));
-        }
+        let (number, wire_type) = self.key()?;
         let value = match wire_type {
             VARINT => Value::Varint(self.varint()?),
             LEN => {
@@ -106,9 +106,55 @@ impl<'a> Reader<'a> {
                 self.take(4)?;
                 Value::Other
             }
+            START_GROUP => {
+                self.skip_group(number)?;
+                Value::Other
+            }
             _ => return Err(WireError("unsupported wire type")),
         };
         Ok(Some((number, wire_type, value)))
+    }
+
+    /// A field's key: its number and wire type.
+    fn key(&mut self) -> Result<(u64, u64), WireError> {
+        let key = self.varint()?;
+        let (number, wire_type) = (key >> 3, key & 7);
+        if number == 0 || number > 0x1FFF_FFFF {
+            return Err(WireError("invalid field number"));
+        }
+        Ok((number, wire_type))
+    }
+
+    /// Skips the rest of a group that started with field `number`. Groups are proto2's old
+    /// encoding; no proto3 peer writes them, but the generated decoder skips them as unknown
+    /// fields, so a message it reads is read here too. Nesting is bounded as it bounds it.
+    fn skip_group(&mut self, number: u64) -> Result<(), WireError> {
+        let mut open = vec![number];
+        while let Some(&innermost) = open.last() {
+            let (number, wire_type) = self.key()?;
+            if wire_type == END_GROUP {
+                if number != innermost {
+                    return Err(WireError("group ends with another field's number"));
+                }
+                open.pop();
+                continue;
+            }
+            if open.len() >= MAX_GROUP_DEPTH {
+                return Err(WireError("groups nested too deeply"));
+            }
+            match wire_type {
+                VARINT => drop(self.varint()?),
+                FIXED64 => drop(self.take(8)?),
+                LEN => {
+                    let n = self.varint()?;
+                    self.take(n)?;
+                }
+                START_GROUP => open.push(number),
+                FIXED32 => drop(self.take(4)?),
+                _ => return Err(WireError("unsupported wire type")),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +393,44 @@ mod tests {
                 assert_eq!(response_of(&ours), theirs, "{bytes:x?}");
             }
         }
+    }
+
+    #[test]
+    fn skips_unknown_groups_as_prost_does() {
+        // Field 7 as a group holding a varint, a nested group and a fixed32, then call_id.
+        let mut bytes = vec![
+            0x3b, 0x08, 0x01, 0x43, 0x44, 0x0d, 1, 2, 3, 4, 0x3c, 0x28, 0x05,
+        ];
+        assert_eq!(read_request(&bytes).unwrap().call_id, Some(5));
+        assert!(RunLuaMfaRequest::decode(bytes.as_slice()).is_ok());
+        bytes[4] = 0x4c; // the nested group ends with field 9's number
+        assert!(read_request(&bytes).is_err());
+        assert!(RunLuaMfaRequest::decode(bytes.as_slice()).is_err());
+        assert!(read_response(&[0x3b]).is_err()); // never ends
+        assert!(read_response(&[0x3c]).is_err()); // ends without a start
+                                                  // Nesting is accepted exactly as deep as prost accepts it.
+        let nested = |depth: usize, inner: &[u8]| {
+            let mut b = vec![0x3b; depth];
+            b.extend_from_slice(inner);
+            b.extend(std::iter::repeat_n(0x3c, depth));
+            b
+        };
+        for (depth, inner) in [
+            (100, &[][..]),
+            (101, &[]),
+            (99, &[0x08, 1]),
+            (100, &[0x08, 1]),
+        ] {
+            let b = nested(depth, inner);
+            let theirs = RunLuaMfaResponse::decode(b.as_slice()).is_ok();
+            assert_eq!(
+                read_response(&b).is_ok(),
+                theirs,
+                "depth {depth}, {inner:?}"
+            );
+        }
+        assert!(read_response(&nested(100, &[])).is_ok());
+        assert!(read_response(&nested(100, &[0x08, 1])).is_err());
     }
 
     #[test]
