@@ -103,7 +103,7 @@ local function serve(state, fn, ...)
     send_reply(state.ctx, bytes)
   else
     reply_error(state.ctx, state.call_id, "runtime",
-      format("%s.%s returned a value that cannot be sent: %s", state.module, state.func, err))
+      format("%s.%s returned results that cannot be sent: %s", state.module, state.func, err))
   end
   state.ctx = false -- the host's request object is not kept alive by an idle worker
 end

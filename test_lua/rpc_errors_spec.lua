@@ -362,9 +362,55 @@ describe("limits and odd served functions", function()
     check_err(rec.err, "bad_response", 2, "legacy.peer", "f", rec.id)
   end)
 
-  it("an argument count beyond what a Lua stack holds: bad_request, nothing runs", function()
+  -- A count between 7,000 and what a Lua stack holds used to overflow the stack in the
+  -- service or the callback on 5.2+ (RunMfa raised, nothing answered).
+  local MAX_VALUES = 7000
+  local function trues(n) return "{" .. string.rep("true,", n) .. "}" end
+
+  it("a call carries 7000 arguments and 7000 results", function()
+    local args = { n = MAX_VALUES }
+    for i = 1, MAX_VALUES, 2 do args[i] = i end
+    local rec = host:call(2, "rpcfix.echo", "count", args)
+    host:pump()
+    assert.is_nil(rec.err)
+    assert.same({ n = 1, MAX_VALUES }, rec.results)
+    rec = host:call(2, "rpcfix.echo", "values", { MAX_VALUES })
+    host:pump()
+    assert.is_nil(rec.err)
+    assert.equal(MAX_VALUES, rec.results.n)
+    assert.is_true(rec.results[MAX_VALUES])
+  end)
+
+  it("more than 7000 arguments raise at the call site, naming the limit", function()
+    local many = {}
+    for i = 1, MAX_VALUES + 1 do many[i] = i end
+    for _, args in ipairs({ many, { n = MAX_VALUES + 1 }, { 1, n = 600000 }, { n = math.huge } }) do
+      local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "count", args)
+      assert.is_false(ok)
+      assert.is_truthy(has(tostring(err), "arguments: too many values"), tostring(err))
+      assert.is_truthy(has(tostring(err), "a call carries at most 7000"), tostring(err))
+    end
+    assert.equal(0, #host.requests)
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("more than 7000 results: runtime error from the server", function()
+    local counts = { MAX_VALUES + 1 }
+    -- Lua 5.1 and LuaJIT cannot return that many (unpack fails in the served function).
+    if pcall(table.unpack or unpack, {}, 1, 600000) then counts[2] = 600000 end
+    for _, n in ipairs(counts) do
+      local rec = host:call(2, "rpcfix.echo", "values", { n })
+      host:pump()
+      assert.equal(1, rec.fired)
+      check_err(rec.err, "runtime", 2, "rpcfix.echo", "values", rec.id)
+      assert.is_truthy(has(rec.err.message, "results: too many values (" .. n), rec.err.message)
+    end
+  end)
+
+  it("an argument count beyond what a call carries: bad_request, nothing runs", function()
     svc.allow("event.dispatcher")
-    for _, text in ipairs({ "{n = 2147483000}", "{1, 2, n = 2147483583}", "{n = 5000000}" }) do
+    for _, text in ipairs({ "{n = 2147483000}", "{1, 2, n = 2147483583}", "{n = 5000000}", "{n = 600000}",
+      "{n = 7001}", trues(MAX_VALUES + 1), "do local _ = " .. trues(MAX_VALUES + 1) .. "; return _; end" }) do
       host:clear_faults()
       host:fault({ on = "request", action = "corrupt", fn = function()
         return legacy.encode_request({ module_name = "event.dispatcher", function_name = "dispatch",
@@ -372,21 +418,23 @@ describe("limits and odd served functions", function()
       end })
       local rec = host:call(2, "event.dispatcher", "dispatch", { 1 })
       host:pump()
-      assert.equal(1, rec.fired, text)
+      assert.equal(1, rec.fired, text:sub(1, 40))
       check_err(rec.err, "bad_request", 2, "event.dispatcher", "dispatch", rec.id)
       assert.is_truthy(has(rec.err.message, "too many values"), rec.err.message)
     end
     assert.equal(0, #require("event.dispatcher").calls)
   end)
 
-  it("a result count beyond what a Lua stack holds: bad_response", function()
-    for _, text in ipairs({ "{n = 2147483000}", "{true, n = 2147483583}" }) do
+  it("a result count beyond what a call carries: bad_response", function()
+    for _, text in ipairs({ "{n = 2147483000}", "{true, n = 2147483583}", "{n = 600000}", trues(MAX_VALUES + 1),
+      "{" .. string.rep("1,", 300000) .. "}" }) do
       host:clear_faults()
       host:fault({ on = "request", action = "answer", bytes = legacy.encode_response(text) })
       local rec = host:call(2, "legacy.peer", "f", {})
       host:pump()
-      assert.equal(1, rec.fired, text)
+      assert.equal(1, rec.fired, text:sub(1, 40))
       check_err(rec.err, "bad_response", 2, "legacy.peer", "f", rec.id)
+      assert.is_truthy(has(rec.err.message, "too many values"), rec.err.message)
     end
   end)
 

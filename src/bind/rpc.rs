@@ -12,6 +12,7 @@ use super::load::{load_values, Loaded};
 use crate::rpc::wire::{
     read_request, read_response, write_request, write_response, RequestView, ResponseView,
 };
+use crate::rpc::MAX_CALL_VALUES;
 use crate::text::limits::{DumpLimits, LoadLimits};
 use mlua::ffi::{self, lua_State};
 use std::cell::RefCell;
@@ -20,6 +21,11 @@ use std::os::raw::c_int;
 thread_local! {
     /// The message being written, kept between calls.
     static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `what` ("arguments" or "results") holds `count` values, more than MAX_CALL_VALUES.
+fn too_many_values(what: &str, count: impl std::fmt::Display) -> String {
+    format!("{what}: too many values ({count}; a call carries at most {MAX_CALL_VALUES})")
 }
 
 fn too_large(what: &str, len: usize, max_bytes: usize) -> String {
@@ -117,18 +123,21 @@ unsafe fn field_n(l: *mut lua_State, idx: c_int) -> Option<i64> {
 }
 
 /// Pushes `t[1..count]` of the table at `table` (absolute). The values are the last results
-/// of the C function, so the table itself can stay below them. False when the stack cannot
-/// hold that many values (Lua's own `unpack` has the same limit).
-unsafe fn push_elements(l: *mut lua_State, table: c_int) -> bool {
+/// of the C function, so the table itself can stay below them. Fails when there are more
+/// than a call carries, or more than the stack holds.
+unsafe fn push_elements(l: *mut lua_State, table: c_int, what: &str) -> Result<(), String> {
     // `t.n` wins over `#t`, as in `unpack(t, 1, t.n)`.
     let count = field_n(l, table).unwrap_or_else(|| ffi::lua_rawlen(l, table) as i64);
-    if count > i64::from(c_int::MAX - 64) || ffi::lua_checkstack(l, count as c_int + 8) == 0 {
-        return false;
+    if count > MAX_CALL_VALUES as i64 {
+        return Err(too_many_values(what, count));
+    }
+    if ffi::lua_checkstack(l, count as c_int + 8) == 0 {
+        return Err(format!("{what}: out of Lua stack for {count} values"));
     }
     for i in 1..=count {
         ffi::lua_rawgeti(l, table, i as ffi::lua_Integer);
     }
-    true
+    Ok(())
 }
 
 /// Pushes the values of the argument or result array in `text` (`what` names it in errors),
@@ -140,31 +149,31 @@ unsafe fn push_array_values(
     what: &str,
 ) -> Result<(), String> {
     let below = ffi::lua_gettop(l);
-    match load_values(l, text, limits).map_err(|msg| format!("{what}: {msg}"))? {
-        Loaded::Values(_) => Ok(()),
-        Loaded::Value => {
-            // Not a plain constructor (a dump chunk, holes without `n`, other keys...):
-            // unpack the table as `unpack(t, 1, t.n or #t)` would.
-            let table = below + 1;
-            let failure = if ffi::lua_type(l, table) != ffi::LUA_TTABLE {
-                format!("{what} are a {}, not an array", type_name(l, table))
-            } else if !push_elements(l, table) {
-                format!("{what}: too many values")
-            } else {
-                ffi::lua_remove(l, table);
-                return Ok(());
-            };
-            ffi::lua_settop(l, below);
-            Err(failure)
+    let failure = match load_values(l, text, limits).map_err(|msg| format!("{what}: {msg}"))? {
+        Loaded::Values(count) if count > MAX_CALL_VALUES => too_many_values(what, count),
+        Loaded::Values(_) => return Ok(()),
+        // Not a plain constructor (a dump chunk, holes without `n`, other keys...): unpack
+        // the table as `unpack(t, 1, t.n or #t)` would.
+        Loaded::Value if ffi::lua_type(l, below + 1) != ffi::LUA_TTABLE => {
+            format!("{what} are a {}, not an array", type_name(l, below + 1))
         }
-    }
+        Loaded::Value => match push_elements(l, below + 1, what) {
+            Ok(()) => {
+                ffi::lua_remove(l, below + 1);
+                return Ok(());
+            }
+            Err(failure) => failure,
+        },
+    };
+    ffi::lua_settop(l, below);
+    Err(failure)
 }
 
 /// The argument checks `run_mfa` and `call` need, done here where they cost little: server
 /// id a number (not NaN) or a string, names strings, arguments a table whose `n` is absent
 /// or a non-negative integer, on_result absent or a function. None when one fails (the Lua
-/// side gives the error), else whether the arguments have an `n`.
-unsafe fn check_call_args(l: *mut lua_State) -> Option<bool> {
+/// side gives the error), else the arguments' `n` if they have one.
+unsafe fn check_call_args(l: *mut lua_State) -> Option<Option<f64>> {
     let svr_id_ok = match ffi::lua_type(l, 1) {
         ffi::LUA_TSTRING => true,
         ffi::LUA_TNUMBER => !ffi::lua_tonumber(l, 1).is_nan(),
@@ -183,11 +192,11 @@ unsafe fn check_call_args(l: *mut lua_State) -> Option<bool> {
     }
     ffi::lua_pushstring(l, c"n".as_ptr());
     let n = match ffi::lua_rawget(l, 4) {
-        ffi::LUA_TNIL => Some(false),
+        ffi::LUA_TNIL => Some(None),
         // What `n >= 0 and n == floor(n)` accepts, math.huge included.
         ffi::LUA_TNUMBER => match number_at(l, -1) {
-            Num::Int(i) => (i >= 0).then_some(true),
-            Num::Float(f) => (f >= 0.0 && f == f.floor()).then_some(true),
+            Num::Int(i) => (i >= 0).then_some(Some(i as f64)),
+            Num::Float(f) => (f >= 0.0 && f == f.floor()).then_some(Some(f)),
         },
         _ => None,
     };
@@ -210,13 +219,18 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             max_bytes: size_arg(l, 10, name)?,
         };
         ffi::lua_settop(l, 10);
-        let Some(has_n) = check_call_args(l) else {
+        let Some(n) = check_call_args(l) else {
             return Ok(0);
         };
+        let length = ffi::lua_rawlen(l, 4);
+        let count = n.unwrap_or(length as f64);
+        if count > MAX_CALL_VALUES as f64 {
+            return Err(too_many_values("arguments", count));
+        }
         let module_name = bytes_at(l, 2);
         let function_name = bytes_at(l, 3);
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
-        let root_n = (!has_n).then(|| ffi::lua_rawlen(l, 4) as i64);
+        let root_n = n.is_none().then_some(length as i64);
         dump_at(l, 4, limits, "arguments", root_n, |arguments_dump| {
             let request = RequestView {
                 module_name,
@@ -304,6 +318,12 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             max_bytes: size_arg(l, 4, name)?,
         };
         let count = ffi::lua_gettop(l).max(4) - 4;
+        if count as usize > MAX_CALL_VALUES {
+            ffi::lua_settop(l, 0);
+            ffi::lua_pushnil(l);
+            push_bytes(l, too_many_values("results", count).as_bytes());
+            return Ok(2);
+        }
         ffi::lua_settop(l, 4 + count);
         ffi::lua_checkstack(l, 8);
         let reuse = count <= SCRATCH_RESULTS && ffi::lua_type(l, 1) == ffi::LUA_TTABLE && {

@@ -9,3 +9,10 @@ pub mod proto {
 }
 
 pub use proto::{RunLuaMfaRequest, RunLuaMfaResponse};
+
+/// Most arguments, and most results, one call carries. Each value is passed along the Lua
+/// stack several times on the way (decoder, service, coroutine, callback); Lua 5.1 and
+/// LuaJIT give a C function 8,000 stack slots, and 5.2+ overflow a thread's stack when a
+/// million values are passed through a few frames. A count within this works on every
+/// version; a larger one is refused where it is counted, never met as a stack overflow.
+pub const MAX_CALL_VALUES: usize = 7_000;

@@ -69,6 +69,13 @@ function M.yield_bare()
   return "resumed"
 end
 
+-- n results, each true.
+function M.values(n)
+  local out = {}
+  for i = 1, n do out[i] = true end
+  return unpack(out, 1, n)
+end
+
 -- A string of n bytes.
 function M.big(n)
   return string.rep("x", n)
