@@ -68,9 +68,17 @@ local workers = setmetatable({}, { __mode = "k" })
 -- A call in flight is an array, which is cheaper to build than a record with named fields.
 local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT, TIMEOUT = 1, 2, 3, 4, 5, 6, 7, 8, 9
 
+-- tostring for values from user code or the host, error values above all: it never raises,
+-- so an error object whose __tostring fails is still reported instead of escaping into the host.
+local function describe(value)
+  local ok, text = pcall(tostring, value)
+  if ok and type(text) == "string" then return text end
+  return format("(a %s whose __tostring failed)", type(value))
+end
+
 local function log(level, message)
   local ok, err = pcall(settings.logger, level, message)
-  if not ok then default_logger("error", "logger failed: " .. tostring(err) .. "; message: " .. message) end
+  if not ok then default_logger("error", "logger failed: " .. describe(err) .. "; message: " .. message) end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -161,7 +169,7 @@ end
 -- A user callback's failure is logged with its traceback, never raised into the transport or poll.
 local function run_callback(fn, ...)
   local ok, err = xpcall_args(fn, traceback, ...)
-  if not ok then log("error", "callback failed: " .. tostring(err)) end
+  if not ok then log("error", "callback failed: " .. describe(err)) end
 end
 
 local function succeed(call, ...)
@@ -248,7 +256,7 @@ local function on_response(id, content, transport_error)
     return
   end
   if type(content) ~= "string" then
-    return deliver(call, false, "transport", "no response: " .. tostring(transport_error or "transport failure"))
+    return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
   bytes_in = bytes_in + #content
   return deliver(call, decode_response(content, max_depth, max_bytes))
@@ -339,7 +347,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
       function(content, transport_error) return on_response(id, content, transport_error) end)
     inside_run_mfa = inside_run_mfa - 1
     if not ok then
-      err = "request_svr failed: " .. tostring(result)
+      err = "request_svr failed: " .. describe(result)
     elseif result == false then
       err = "request_svr refused the request"
     else
@@ -389,12 +397,12 @@ local function after_resume(co, ok, err)
   local state = workers[co]
   if state and state.busy then
     if not ok then
-      internal.served_failure(state, err, traceback(co, tostring(err)))
+      internal.served_failure(state, err, traceback(co, describe(err)))
     elseif waiting[co] == nil then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
   elseif not ok then
-    log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, tostring(err)))
+    log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, describe(err)))
   end
 end
 
@@ -589,6 +597,7 @@ internal.settings = settings
 -- Until svc_run_lua is loaded, nothing has been served.
 internal.service_stats = function(copy) copy.served, copy.served_failed = 0, 0 end
 internal.log = log
+internal.describe = describe
 internal.after_resume = after_resume
 internal.workers = workers
 internal.transport_function = transport_function

@@ -3,10 +3,10 @@
 local rr, core = ...
 
 local internal = rr._internal
-local settings, log = internal.settings, internal.log
+local settings, log, describe = internal.settings, internal.log, internal.describe
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
-local type, tostring, pcall, require, format = type, tostring, pcall, require, string.format
+local type, pcall, require, format, rawget = type, pcall, require, string.format, rawget
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
   coroutine.resume
 local loaded = package.loaded
@@ -67,7 +67,7 @@ local function send_reply(ctx, content)
     return
   end
   local ok, err = pcall(reply_to, ctx, content)
-  if not ok then log("error", "reply_to failed: " .. tostring(err)) end
+  if not ok then log("error", "reply_to failed: " .. describe(err)) end
 end
 
 local function reply_error(ctx, call_id, kind, message, remote_traceback)
@@ -85,7 +85,7 @@ end
 
 -- A served function that raised (or yielded outside rr.call): the error reply.
 function internal.served_failure(state, err, remote_traceback)
-  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", tostring(err), remote_traceback) end
+  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", describe(err), remote_traceback) end
 end
 
 -- Idle worker coroutines and their states. A worker runs one job after another; the reply
@@ -120,11 +120,15 @@ end
 
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
 local function require_failure(module_name, message)
-  message = tostring(message)
+  message = describe(message)
   if message:find("module '" .. module_name .. "' not found", 1, true) then
     return "not_found", format("module '%s' not found on this server", module_name)
   end
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
+end
+
+local function field_of(t, key)
+  return t[key]
 end
 
 -- decode_request's results: the request's fields and arguments, or nil and why it is corrupt.
@@ -144,10 +148,18 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     if not ok then return reply_error(ctx, call_id, require_failure(module_name, result)) end
     module = result
   end
-  local fn = type(module) == "table" and module[function_name] or nil
+  local fn, lookup_error
+  if type(module) == "table" then
+    fn = rawget(module, function_name)
+    if fn == nil then
+      -- Through __index, which may raise: strict modules do for fields they lack.
+      local ok, found = pcall(field_of, module, function_name)
+      if ok then fn = found else lookup_error = found end
+    end
+  end
   if type(fn) ~= "function" then
-    return reply_error(ctx, call_id, "not_found",
-      format("function '%s' not found in module '%s'", function_name, module_name))
+    return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s", function_name,
+      module_name, lookup_error ~= nil and " (looking it up raised: " .. describe(lookup_error) .. ")" or ""))
   end
   local co, state, fresh
   if idle_count > 0 then

@@ -488,6 +488,48 @@ describe("cancelled, through rr.call", function()
   end)
 end)
 
+describe("what user code raises never escapes into the host", function()
+  it("an error object whose __tostring raises: a runtime error reply", function()
+    svc.allow("rpcfix.echo")
+    local rec = host:call(2, "rpcfix.echo", "raise_unprintable", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "runtime", 2, "rpcfix.echo", "raise_unprintable", rec.id)
+    assert.equal("(a table whose __tostring failed)", rec.err.message)
+  end)
+
+  it("a strict module (its __index raises) without the function: not_found", function()
+    svc.allow("rpcfix.strict")
+    local rec = host:call(2, "rpcfix.strict", "missing", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    check_err(rec.err, "not_found", 2, "rpcfix.strict", "missing", rec.id)
+    assert.is_truthy(has(rec.err.message, "function 'missing' not found in module 'rpcfix.strict'"), rec.err.message)
+    assert.is_truthy(has(rec.err.message, "undefined field missing"), rec.err.message)
+    for _, name in ipairs({ "present", "inherited" }) do
+      rec = host:call(2, "rpcfix.strict", name, {})
+      host:pump()
+      assert.is_nil(rec.err)
+      assert.same({ n = 1, name }, rec.results)
+    end
+  end)
+
+  it("a callback that raises an error object whose __tostring raises is logged", function()
+    svc.allow("rpcfix.echo")
+    local unprintable = require("rpcfix.echo").UNPRINTABLE
+    rr.run_mfa(2, "rpcfix.echo", "echo", { 1 }, function() error(unprintable) end)
+    rr.run_mfa(2, "rpcfix.echo", "raise", {}, nil, { on_error = function() error(unprintable) end })
+    host:pump()
+    local failures = 0
+    for _, entry in ipairs(host.logs) do
+      if entry.level == "error" and has(entry.msg, "callback failed: (a table whose __tostring failed)") then
+        failures = failures + 1
+      end
+    end
+    assert.equal(2, failures)
+  end)
+end)
+
 describe("failures without on_error", function()
   it("go to the logger at level warn (with on_result only)", function()
     svc.allow("rpcfix.echo")

@@ -52,6 +52,12 @@ function M.raise_table()
   error({ code = 42 })
 end
 
+-- An error object that even tostring cannot describe.
+M.UNPRINTABLE = setmetatable({}, { __tostring = function() error("no tostring for this one") end })
+function M.raise_unprintable()
+  error(M.UNPRINTABLE)
+end
+
 -- Returns something that cannot be sent.
 function M.bad_return()
   return 1, function() end
