@@ -423,6 +423,10 @@ if not co_isyieldable then
   end
 end
 
+-- The first value a call's answer resumes rr.call with: anything else came from some other
+-- coroutine.resume (a scheduler waking the coroutine for its own reasons).
+local ANSWER = {}
+
 -- Resumes `co` with a call's outcome if it is still parked on that call.
 local function wake(co, id, ...)
   if waiting[co] ~= id then return end
@@ -431,13 +435,21 @@ local function wake(co, id, ...)
     log("warn", format("call %d: dropped its answer, rr.call could not yield there", id))
     return
   end
-  resume(co, ...)
+  resume(co, ANSWER, ...)
 end
 
--- What rr.call returns (or raises) once resumed with `true, results...` or `false, err`.
-local function after_yield(ok, ...)
-  if ok then return ... end
-  error((...), 0)
+-- What rr.call returns (or raises) once resumed with `ANSWER, true, results...` or
+-- `ANSWER, false, err`. Resumed by anything else, it gives up the call (cancelled, so its
+-- answer is dropped instead of resuming the coroutine at some later yield) and raises.
+local function after_yield(co, id, mark, ok, ...)
+  if mark == ANSWER then
+    if ok then return ... end
+    error((...), 0)
+  end
+  waiting[co] = nil
+  M.cancel(id)
+  error(format("rr.call: coroutine.resume woke the coroutine before call %d was answered; the call is cancelled", id),
+    2)
 end
 
 function M.call(svr_id, module_name, function_name, arguments, opts)
@@ -466,7 +478,7 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
     error("bad argument to 'call'", 2) -- not reached: check_call_args names the argument
   end
   waiting[co] = id
-  return after_yield(co_yield())
+  return after_yield(co, id, co_yield())
 end
 
 function M.cancel(call_id)

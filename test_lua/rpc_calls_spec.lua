@@ -320,6 +320,40 @@ describe("rr.call", function()
     assert.equal(sent, host:logged("warn", "could not yield there"))
   end)
 
+  it("woken by someone else's coroutine.resume, it raises and cancels the call", function()
+    -- A scheduler may resume a coroutine for its own reasons while it waits in rr.call. The
+    -- call then fails there, and its answer must not resume the coroutine's later yield.
+    local outcome
+    local co = coroutine.create(function()
+      if Host.YIELD_ACROSS_PCALL then
+        outcome = { pcall(rr.call, 2, "rpcfix.echo", "echo", { "first" }) }
+      else
+        rr.call(2, "rpcfix.echo", "echo", { "first" }) -- 5.1: its error ends the coroutine
+      end
+      return "resumed with", coroutine.yield("parked")
+    end)
+    assert.is_true((coroutine.resume(co)))
+    local ok, parked = coroutine.resume(co, "not the answer")
+    if Host.YIELD_ACROSS_PCALL then
+      assert.is_true(ok)
+      assert.equal("parked", parked)
+      assert.is_false(outcome[1])
+      parked = outcome[2]
+    else
+      assert.is_false(ok) -- rr.call's error ended the coroutine
+    end
+    assert.is_truthy(tostring(parked):find("woke the coroutine before call", 1, true), tostring(parked))
+    host:pump()
+    host:advance(11)
+    host:pump()
+    if Host.YIELD_ACROSS_PCALL then
+      assert.equal("suspended", coroutine.status(co))
+      assert.same({ true, "resumed with", "mine" }, { coroutine.resume(co, "mine") })
+    end
+    assert.equal(1, host:delta().failed.cancelled)
+    assert.equal(0, host:in_flight())
+  end)
+
   it("works from coroutine.wrap too", function()
     local got
     local f = coroutine.wrap(function()
