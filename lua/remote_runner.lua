@@ -229,7 +229,9 @@ local function schedule(call)
   local bucket = wheel[slot]
   if not bucket then
     bucket = {}
-    wheel[slot] = bucket
+    -- A finalizer run by that allocation may have started a call and made the bucket.
+    local made = wheel[slot]
+    if made then bucket = made else wheel[slot] = bucket end
   end
   bucket[call[ID]] = call
 end
@@ -300,7 +302,10 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     timeout = settings.timeout
     if internal.serving > 0 then timeout = nested_timeout(timeout) end
   end
+  -- The id is taken before anything that can run other Lua code: a __gc finalizer may start a
+  -- call of its own while this one allocates (a failed call just leaves a gap in the ids).
   local id = next_call_id
+  next_call_id = id + 1
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
   local budget_ms = timeout * 1000
@@ -308,7 +313,6 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   local request = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id, id,
     budget_ms, max_depth, max_bytes)
   if request == nil then return nil end
-  next_call_id = id + 1
   local now = clock()
   -- The slot (last field) is set by schedule once the call is in flight.
   local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0,
@@ -323,10 +327,11 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
       to_server, tostring(svr_id)))
     return id
   end
-  -- In flight from here: counted, and in its timeout slot.
+  -- In flight from here: counted, and in its timeout slot. Each count is read and written in
+  -- one statement, which no finalizer can interrupt.
   pending[id] = call
   in_flight = in_flight + 1
-  per_server[svr_id] = to_server + 1
+  per_server[svr_id] = (per_server[svr_id] or 0) + 1
   schedule(call)
   if next_slot == nil then next_slot = slot_of(now) end
   sent = sent + 1
@@ -468,12 +473,13 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
     end
     timeout = opts.timeout
   end
-  local id = next_call_id
-  local started = start_call(svr_id, module_name, function_name, arguments,
+  -- The callbacks never run before start_call returns the id they need.
+  local id
+  id = start_call(svr_id, module_name, function_name, arguments,
     function(...) return wake(co, id, true, ...) end,
     function(err) return wake(co, id, false, err) end,
     timeout)
-  if started == nil then
+  if id == nil then
     check_call_args("call", 2, svr_id, module_name, function_name, arguments)
     error("bad argument to 'call'", 2) -- not reached: check_call_args names the argument
   end

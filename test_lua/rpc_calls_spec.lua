@@ -368,6 +368,76 @@ end)
 describe("robustness of the caller side", function()
   before_each(function() svc.allow("rpcfix.echo") end)
 
+  -- An object whose finalizer runs fn (tables take __gc from 5.2 on; 5.1 needs a userdata).
+  local function finalizable(fn)
+    if rawget(_G, "newproxy") then
+      local proxy = newproxy(true)
+      getmetatable(proxy).__gc = fn
+      return proxy
+    end
+    return setmetatable({}, { __gc = fn })
+  end
+
+  it("calls started by __gc finalizers while other calls start: each gets its own answer", function()
+    -- A finalizer can run wherever Lua allocates, also in the middle of run_mfa. Calls it
+    -- starts there used to share the interrupted call's id, and one of the two got the
+    -- other's answer while the other stayed in flight. The fake host is not built for
+    -- finalizers calling into it at any point, so this test has its own transport: a list
+    -- appended to with one store, and read from with an index.
+    -- Finalizers may all run at the end, thousands of calls at once.
+    host:install({ max_pending = 100000, max_pending_per_server = 100000 })
+    svc.allow("rpcfix.echo")
+    local requests, next_request = {}, 1
+    rr.set_transport({
+      request_svr = function(_, _, _, bytes, cb)
+        local request = { bytes, cb }
+        requests[#requests + 1] = request
+      end,
+      reply_to = function(ctx, bytes) ctx[1] = bytes end,
+    })
+    local function drain()
+      while requests[next_request] do
+        local request = requests[next_request]
+        next_request = next_request + 1
+        local ctx = {}
+        svc.RunMfa(ctx, request[1])
+        request[2](ctx[1])
+      end
+    end
+    local payload = {}
+    for i = 1, 50 do payload[i] = { i, "item" .. i } end
+    local active, mismatched, answered, from_finalizers = true, 0, 0, 0
+    local failures = {}
+    local function expect(want)
+      return function(got)
+        if got == want then answered = answered + 1 else mismatched = mismatched + 1 end
+      end
+    end
+    local function on_error(err) failures[#failures + 1] = tostring(err) end
+    local CALLS = 3000
+    for i = 1, CALLS do
+      finalizable(function()
+        if not active then return end
+        from_finalizers = from_finalizers + 1
+        local tag = "gc" .. i
+        rr.run_mfa(2, "rpcfix.echo", "echo", { tag, payload }, expect(tag), { on_error = on_error })
+      end)
+      rr.run_mfa(2, "rpcfix.echo", "echo", { i, payload }, expect(i), { on_error = on_error })
+      if i % 3 == 0 then collectgarbage("step", 1) end
+      if i % 50 == 0 then drain() end
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    active = false
+    drain()
+    rr.poll()
+    assert.same({}, failures)
+    assert.equal(0, mismatched)
+    assert.is_true(from_finalizers > CALLS / 2, "finalizers ran: " .. from_finalizers)
+    assert.equal(CALLS + from_finalizers, answered)
+    assert.equal(0, host:in_flight())
+  end)
+
   it("rr.poll() called from inside a callback: every callback fires once, nothing raises", function()
     new_host({ seed = 3, sync = true }):install()
     svc.allow("rpcfix.echo")
