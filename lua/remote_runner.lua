@@ -510,9 +510,14 @@ local function expire(now)
   if next_slot == nil then return end
   local last = slot_of(now) - 1
   if last - next_slot > 4096 then
-    -- A long pause: visit the occupied slots instead of every slot in between.
+    -- A long pause: visit the occupied slots instead of every slot in between. They are
+    -- listed first: expiring allocates, and a finalizer may then add a slot to the wheel.
+    local due = {}
     for slot in pairs(wheel) do
-      if slot <= last then expire_slot(slot) end
+      if slot <= last then due[#due + 1] = slot end
+    end
+    for i = 1, #due do
+      if wheel[due[i]] then expire_slot(due[i]) end
     end
   else
     for slot = next_slot, last do

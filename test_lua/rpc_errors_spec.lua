@@ -614,6 +614,30 @@ describe("timeouts", function()
     assert.equal("timeout", rec.err.kind)
   end)
 
+  it("after a long pause without poll, one poll fires every expired call and only those", function()
+    -- More than 4,096 timeout slots (41 s) since the last poll: poll visits the occupied
+    -- slots instead of every slot in between.
+    host.auto_poll = false
+    host:fault({ on = "request", action = "drop", times = math.huge })
+    local recs = {}
+    for i, timeout in ipairs({ 1, 30, 3599, 3601, 7200 }) do
+      recs[i] = host:call(2, "rpcfix.echo", "echo", { i }, { timeout = timeout })
+    end
+    host:pump()
+    host:advance(3600)
+    rr.poll()
+    local fired = {}
+    for i, rec in ipairs(recs) do fired[i] = rec.fired end
+    assert.same({ 1, 1, 1, 0, 0 }, fired)
+    assert.equal(2, host:in_flight())
+    host:advance(3600.5)
+    rr.poll()
+    assert.equal(1, recs[4].fired)
+    assert.equal(1, recs[5].fired)
+    assert.equal("timeout", recs[5].err.kind)
+    assert.equal(0, host:in_flight())
+  end)
+
   it("opts.timeout overrides the default", function()
     host:fault({ on = "request", action = "drop", times = 2 })
     local short = host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 0.5 })
