@@ -551,14 +551,14 @@ function M.poll()
 end
 
 local CONFIG_CHECKS = {
-  self_id = function(v) return v == nil or (type(v) == "number" and v == floor(v)), "integer server id" end,
-  timeout = function(v) return type(v) == "number" and v > 0, "positive number of seconds" end,
-  max_pending = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
-  max_pending_per_server = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
-  max_message_bytes = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
-  max_depth = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "positive integer" end,
-  logger = function(v) return type(v) == "function", "function(level, message)" end,
-  clock = function(v) return type(v) == "function", "function returning seconds" end,
+  self_id = function(v) return v == nil or (type(v) == "number" and v == floor(v)), "an integer server id" end,
+  timeout = function(v) return type(v) == "number" and v > 0, "a positive number of seconds" end,
+  max_pending = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
+  max_pending_per_server = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
+  max_message_bytes = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
+  max_depth = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
+  logger = function(v) return type(v) == "function", "a function(level, message)" end,
+  clock = function(v) return type(v) == "function", "a function returning seconds" end,
 }
 
 function M.configure(options)
@@ -570,7 +570,7 @@ function M.configure(options)
     end
     local ok, expected = check(value)
     if not ok then
-      error(format("bad argument #1 to 'configure' (%s must be a %s, got %s)", key, expected, tostring(value)), 2)
+      error(format("bad argument #1 to 'configure' (%s must be %s, got %s)", key, expected, describe(value)), 2)
     end
   end
   local old_now = options.clock and settings.clock()

@@ -234,6 +234,39 @@ describe("codec errors on " .. loader.interp(), function()
       assert.is_false(ok)
       assert(tostring(err):lower():find("node"), "error does not mention nodes: " .. tostring(err))
     end)
+
+    it("a bad option raises at the call site, naming the option and what came", function()
+      local function raises(fname, opts, wanted)
+        local f = fname == "dump" and function() return rr.dump({ 1 }, opts) end
+          or function() return rr.load("{1}", opts) end
+        local ok, err = pcall(f)
+        assert.is_false(ok, fname .. " accepted a bad option")
+        local want = "bad argument #2 to '" .. fname .. "' (" .. wanted
+        assert(tostring(err):find(want, 1, true), "wanted '" .. want .. "', got: " .. tostring(err))
+      end
+      for _, fname in ipairs({ "dump", "load" }) do
+        raises(fname, { maxdepth = -1 }, "opts.maxdepth must be a positive integer, got -1)")
+        raises(fname, { maxdepth = 0 }, "opts.maxdepth must be a positive integer, got 0)")
+        raises(fname, { maxbytes = 2.5 }, "opts.maxbytes must be a positive integer, got 2.5)")
+        raises(fname, { maxdepth = 0 / 0 }, "opts.maxdepth must be a positive integer, got NaN)")
+        raises(fname, { maxdepth = "3" }, "opts.maxdepth must be a positive integer, got string)")
+        -- A misspelt option is an error, not a silently ignored limit.
+        raises(fname, { maxdeph = 3 }, "unknown option 'maxdeph'; options are maxdepth, maxbytes, maxnodes, name)")
+        raises(fname, { 10 }, "unknown option of type number")
+        raises(fname, "maxdepth=3", "table expected, got string)")
+      end
+      raises("load", { maxnodes = -5 }, "opts.maxnodes must be a positive integer, got -5)")
+    end)
+
+    it("one options table serves dump and load; math.huge means no limit", function()
+      local opts = { maxdepth = 10, maxbytes = math.huge, maxnodes = 100, name = "reply" }
+      local ok, v = rr.load(rr.dump({ { 1 }, "x" }, opts), opts)
+      assert.is_true(ok, v)
+      assert(exact.equal({ { 1 }, "x" }, v))
+      local okd, err = pcall(rr.dump, { print }, opts)
+      assert.is_false(okd)
+      assert.is_truthy(tostring(err):find("reply[1]", 1, true), tostring(err))
+    end)
   end)
 
   describe("bad input to load", function()

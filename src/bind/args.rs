@@ -19,13 +19,16 @@ pub unsafe fn limit_field(
     ffi::lua_getfield(l, arg, key.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
-        // `as usize` saturates, so a huge float means "no practical limit".
+        // `as usize` saturates, so a huge float (math.huge too) means "no practical limit".
         ffi::LUA_TNUMBER => match number_at(l, -1) {
             Num::Int(n) if n > 0 => Ok(Some(n as usize)),
-            Num::Float(f) if f >= 1.0 && f.fract() == 0.0 => Ok(Some(f as usize)),
-            _ => Err("a number that is not a positive integer"),
+            Num::Float(f) if f >= 1.0 && (f.fract() == 0.0 || f.is_infinite()) => {
+                Ok(Some(f as usize))
+            }
+            Num::Int(n) => Err(n.to_string()),
+            Num::Float(f) => Err(f.to_string()),
         },
-        _ => Err(type_name(l, -1)),
+        _ => Err(type_name(l, -1).to_string()),
     };
     ffi::lua_pop(l, 1);
     value.map_err(|got| {
@@ -35,6 +38,44 @@ pub unsafe fn limit_field(
             format!("opts.{name} must be a positive integer, got {got}"),
         )
     })
+}
+
+/// Every option `dump` and `load` know. Both accept all of them (each ignores the other's),
+/// so that one table can serve both; any other key is a mistake worth an error.
+const KNOWN_OPTIONS: [&str; 4] = ["maxdepth", "maxbytes", "maxnodes", "name"];
+
+/// Fails on the first key of the options table that is argument `arg` that no function
+/// knows: a misspelt limit would otherwise be ignored without a word.
+///
+/// # Safety
+/// Argument `arg` is a table; two free stack slots.
+pub unsafe fn check_option_names(l: *mut lua_State, arg: c_int, fname: &str) -> Result<(), String> {
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, arg) != 0 {
+        let known = ffi::lua_type(l, -2) == ffi::LUA_TSTRING && {
+            let key = super::api::bytes_at(l, -2);
+            KNOWN_OPTIONS.iter().any(|k| k.as_bytes() == key)
+        };
+        if !known {
+            let key = match ffi::lua_type(l, -2) {
+                ffi::LUA_TSTRING => {
+                    format!("'{}'", String::from_utf8_lossy(super::api::bytes_at(l, -2)))
+                }
+                _ => format!("of type {}", type_name(l, -2)),
+            };
+            ffi::lua_pop(l, 2);
+            return Err(bad_argument(
+                arg,
+                fname,
+                format!(
+                    "unknown option {key}; options are {}",
+                    KNOWN_OPTIONS.join(", ")
+                ),
+            ));
+        }
+        ffi::lua_pop(l, 1);
+    }
+    Ok(())
 }
 
 /// String field `name` of the options table that is argument `arg`, if present.

@@ -12,7 +12,7 @@ mod scratch;
 use super::api::{
     bad_argument, bytes_at, guarded, key_number_at, number_at, push_bytes, type_name, Num,
 };
-use super::args::{limit_field, opts_table, string_field};
+use super::args::{check_option_names, limit_field, opts_table, string_field};
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
 use crate::text::writer::Writer;
@@ -433,6 +433,7 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
     let mut limits = DumpLimits::default();
     let mut name = None;
     if opts_table(l, 2, "dump")? {
+        check_option_names(l, 2, "dump")?;
         if let Some(v) = limit_field(l, 2, "dump", "maxdepth")? {
             limits.max_depth = v;
         }

@@ -4,7 +4,7 @@
 use super::api::{
     bad_argument, bytes_at, guarded, integer_at, push_bytes, push_int, type_name, HAS_INTEGERS,
 };
-use super::args::{limit_field, opts_table};
+use super::args::{check_option_names, limit_field, opts_table};
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::limits::LoadLimits;
 use crate::text::parse::{parse_values_with, parse_with, ParseScratch};
@@ -286,6 +286,7 @@ thread_local! {
 unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
     let mut limits = LoadLimits::default();
     if opts_table(l, 2, "load")? {
+        check_option_names(l, 2, "load")?;
         if let Some(v) = limit_field(l, 2, "load", "maxdepth")? {
             limits.max_depth = v;
         }
