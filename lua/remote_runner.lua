@@ -71,6 +71,7 @@ local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT, TIMEOUT = 1, 2
 -- tostring for values from user code or the host, error values above all: it never raises,
 -- so an error object whose __tostring fails is still reported instead of escaping into the host.
 local function describe(value)
+  if type(value) == "string" then return value end
   local ok, text = pcall(tostring, value)
   if ok and type(text) == "string" then return text end
   return format("(a %s whose __tostring failed)", type(value))
@@ -128,9 +129,24 @@ local function check_call_args(fname, level, svr_id, module_name, function_name,
   end
 end
 
+-- The keys the opts of run_mfa and of rr.call may hold.
+local RUN_MFA_OPTIONS = { on_error = true, timeout = true }
+local CALL_OPTIONS = { timeout = true }
+
 local function check_opts(n, fname, level, opts)
   if opts == nil then return nil, nil end
   if type(opts) ~= "table" then arg_error(n, fname, "table", opts, level + 1) end
+  local known = fname == "call" and CALL_OPTIONS or RUN_MFA_OPTIONS
+  for key in next, opts do
+    if not known[key] then
+      local why = format("unknown option %s; options are %s", type(key) == "string" and "'" .. key .. "'"
+        or "of type " .. type(key), fname == "call" and "timeout" or "on_error, timeout")
+      if fname == "call" and key == "on_error" then
+        why = "opts.on_error is for run_mfa: rr.call raises the error object instead"
+      end
+      error(format("bad argument #%d to '%s' (%s)", n, fname, why), level + 1)
+    end
+  end
   local on_error, timeout = opts.on_error, opts.timeout
   if on_error ~= nil and type(on_error) ~= "function" then
     error(format("bad argument #%d to '%s' (opts.on_error must be a function, got %s)", n, fname,
@@ -138,7 +154,7 @@ local function check_opts(n, fname, level, opts)
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0) then
     error(format("bad argument #%d to '%s' (opts.timeout must be a positive number of seconds, got %s)", n,
-      fname, tostring(timeout)), level + 1)
+      fname, type(timeout) == "number" and tostring(timeout) or type(timeout)), level + 1)
   end
   return on_error, timeout
 end
@@ -147,7 +163,7 @@ end
 local function check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
   check_call_args("run_mfa", 3, svr_id, module_name, function_name, arguments)
   if on_result ~= nil and type(on_result) ~= "function" then arg_error(5, "run_mfa", "function", on_result, 3) end
-  return check_opts(6, "run_mfa", 3, opts)
+  check_opts(6, "run_mfa", 3, opts) -- not a tail call, which would shift the error level on 5.2+
 end
 
 ------------------------------------------------------------------------------------------------
@@ -225,6 +241,15 @@ end
 
 local function schedule(call)
   local slot = slot_of(call[DEADLINE])
+  local timeout = call[TIMEOUT]
+  if timeout > 10 and timeout < math.huge then
+    -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
+    -- such a call fires up to 0.2% late, and the wheel holds about a thousand slots per timeout
+    -- length instead of one per 10 ms.
+    local width = 2.0 -- a float: an integer would wrap for an integer timeout near 2^63
+    while width * 10 < timeout do width = width * 2 end
+    slot = slot + (width - slot % width) % width
+  end
   call[SLOT] = slot
   local bucket = wheel[slot]
   if not bucket then
@@ -261,7 +286,7 @@ local function on_response(id, content, transport_error)
     return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
   bytes_in = bytes_in + #content
-  return deliver(call, decode_response(content, max_depth, max_bytes))
+  return deliver(call, decode_response(content, max_depth, max_bytes, id))
 end
 
 -- `name` of the transport: the one set with set_transport, else the global c_rpc's, looked up
@@ -296,7 +321,8 @@ local function nested_timeout(timeout)
   return timeout
 end
 
--- Starts a call and returns its id; nil (nothing done) when an argument has the wrong type.
+-- Starts a call and returns its id; nil (nothing done) when an argument has the wrong type, with
+-- the argument's number and what is wrong when that is a name that cannot be sent.
 local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
   if not timeout then
     timeout = settings.timeout
@@ -308,11 +334,11 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   next_call_id = id + 1
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
-  local budget_ms = timeout * 1000
+  local budget_ms = timeout * 1000.0 -- a float: an integer timeout times 1000 could wrap
   if budget_ms < MAX_BUDGET_MS then budget_ms = budget_ms - budget_ms % 1 else budget_ms = MAX_BUDGET_MS end
-  local request = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id, id,
-    budget_ms, max_depth, max_bytes)
-  if request == nil then return nil end
+  local request, bad_arg, why = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id,
+    id, budget_ms, max_depth, max_bytes)
+  if request == nil then return nil, bad_arg, why end
   local now = clock()
   -- The slot (last field) is set by schedule once the call is in flight.
   local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0,
@@ -338,8 +364,12 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   bytes_out = bytes_out + #request
   if svr_id == self_id then
     inside_run_mfa = inside_run_mfa + 1
-    send_local(id, request)
+    local ok, err = pcall(send_local, id, request)
     inside_run_mfa = inside_run_mfa - 1
+    -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout.
+    if not ok and untrack(id) then
+      fail_later(call, "transport", "serving the call on this server failed: " .. describe(err))
+    end
     return id
   end
   local request_svr = transport_function("request_svr")
@@ -366,9 +396,13 @@ end
 ------------------------------------------------------------------------------------------------
 -- Public API
 
--- True when opts (not nil) is a table with a valid on_error and timeout.
-local function valid_opts(opts)
+-- True when opts (not nil) is a table of known options (`known`), with a valid on_error and
+-- timeout.
+local function valid_opts(opts, known)
   if type(opts) ~= "table" then return false end
+  for key in next, opts do
+    if not known[key] then return false end
+  end
   local on_error, timeout = opts.on_error, opts.timeout
   return (on_error == nil or type(on_error) == "function")
     and (timeout == nil or (type(timeout) == "number" and timeout == timeout and timeout > 0))
@@ -379,13 +413,15 @@ end
 function M.run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
   local on_error, timeout
   if opts ~= nil then
-    if not valid_opts(opts) then check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts) end
+    if not valid_opts(opts, RUN_MFA_OPTIONS) then
+      check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+    end
     on_error, timeout = opts.on_error, opts.timeout
   end
-  local id = start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+  local id, bad_arg, why = start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
   if id == nil then
     check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
-    error("bad argument to 'run_mfa'", 2) -- not reached: check_run_mfa names the argument
+    error(format("bad argument #%d to 'run_mfa' (%s)", bad_arg or 0, tostring(why)), 2)
   end
   return id
 end
@@ -453,8 +489,13 @@ local function after_yield(co, id, mark, ok, ...)
   end
   waiting[co] = nil
   M.cancel(id)
-  error(format("rr.call: coroutine.resume woke the coroutine before call %d was answered; the call is cancelled", id),
-    2)
+  local message = format("rr.call: coroutine.resume woke the coroutine before call %d was answered; the call is cancelled",
+    id)
+  -- In a served function, its caller is answered now: whoever resumed the worker, not this
+  -- module, will see how the function ends.
+  local state = workers[co]
+  if state and state.busy then internal.served_failure(state, message, traceback(co, message)) end
+  error(message, 2)
 end
 
 function M.call(svr_id, module_name, function_name, arguments, opts)
@@ -467,21 +508,21 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
   end
   local timeout
   if opts ~= nil then
-    if not valid_opts(opts) then
+    if not valid_opts(opts, CALL_OPTIONS) then
       check_call_args("call", 2, svr_id, module_name, function_name, arguments)
       check_opts(5, "call", 2, opts)
     end
     timeout = opts.timeout
   end
   -- The callbacks never run before start_call returns the id they need.
-  local id
-  id = start_call(svr_id, module_name, function_name, arguments,
+  local id, bad_arg, why
+  id, bad_arg, why = start_call(svr_id, module_name, function_name, arguments,
     function(...) return wake(co, id, true, ...) end,
     function(err) return wake(co, id, false, err) end,
     timeout)
   if id == nil then
     check_call_args("call", 2, svr_id, module_name, function_name, arguments)
-    error("bad argument to 'call'", 2) -- not reached: check_call_args names the argument
+    error(format("bad argument #%d to 'call' (%s)", bad_arg or 0, tostring(why)), 2)
   end
   waiting[co] = id
   return after_yield(co, id, co_yield())
@@ -550,13 +591,27 @@ function M.poll()
   if polling == 0 and queue_head > queue_tail then queue_head, queue_tail = 1, 0 end
 end
 
+-- Numbers the Rust side takes as 64-bit integers: any integer subtype (5.3+), or an integral
+-- float no larger than 2^53 (every version agrees on those).
+local math_type = math.type
+local function is_integer(v)
+  if type(v) ~= "number" then return false end
+  if math_type and math_type(v) == "integer" then return true end
+  return v == floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53
+end
+
+-- A size limit: a positive integer, or math.huge for none (stored as 2^53, which is none in practice).
+local function is_limit(v)
+  return v == math.huge or (is_integer(v) and v >= 1)
+end
+
 local CONFIG_CHECKS = {
-  self_id = function(v) return v == nil or (type(v) == "number" and v == floor(v)), "an integer server id" end,
+  self_id = function(v) return v == nil or is_integer(v), "an integer server id" end,
   timeout = function(v) return type(v) == "number" and v > 0, "a positive number of seconds" end,
-  max_pending = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
-  max_pending_per_server = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
-  max_message_bytes = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
-  max_depth = function(v) return type(v) == "number" and v >= 1 and v == floor(v), "a positive integer" end,
+  max_pending = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
+  max_pending_per_server = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
+  max_message_bytes = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
+  max_depth = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
   logger = function(v) return type(v) == "function", "a function(level, message)" end,
   clock = function(v) return type(v) == "function", "a function returning seconds" end,
 }
@@ -575,6 +630,7 @@ function M.configure(options)
   end
   local old_now = options.clock and settings.clock()
   for key, value in pairs(options) do
+    if value == math.huge and key ~= "timeout" then value = 2 ^ 53 end
     settings[key] = value
   end
   self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,

@@ -72,7 +72,7 @@ end
 
 local function reply_error(ctx, call_id, kind, message, remote_traceback)
   served_failed = served_failed + 1
-  send_reply(ctx, encode_error(kind, message, remote_traceback, call_id))
+  send_reply(ctx, encode_error(kind, message, remote_traceback, call_id, settings.max_message_bytes))
 end
 
 -- Ends a worker's job: false if it was already answered.
@@ -94,11 +94,28 @@ end
 local idle, idle_states, idle_count = {}, {}, 0
 local MAX_IDLE = 64
 
--- Runs one job in the current worker and replies with the results.
-local function serve(state, fn, ...)
+-- RunMfa hands a worker each job with this marker first. A worker woken by anything else (code
+-- that kept coroutine.running() from an earlier job and resumed it) leaves the pool and ends.
+local JOB = {}
+
+local function unpark(co)
+  for i = idle_count, 1, -1 do
+    if idle[i] == co then
+      idle[i], idle_states[i] = idle[idle_count], idle_states[idle_count]
+      idle[idle_count], idle_states[idle_count] = nil, nil
+      idle_count = idle_count - 1
+      return
+    end
+  end
+end
+
+-- Runs one job in the current worker and replies with the results; false (nothing run) when
+-- the worker was not woken by RunMfa.
+local function serve(state, mark, fn, ...)
+  if mark ~= JOB then return false end
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
-  if not end_job(state) then return end -- answered already (a yield outside rr.call)
+  if not end_job(state) then return true end -- answered already (a yield outside rr.call)
   if bytes then
     send_reply(state.ctx, bytes)
   else
@@ -106,15 +123,17 @@ local function serve(state, fn, ...)
       format("%s.%s returned results that cannot be sent: %s", state.module, state.func, err))
   end
   state.ctx = false -- the host's request object is not kept alive by an idle worker
+  return true
 end
 
 -- The body of a worker coroutine: its first job comes with the coroutine and its state.
-local function worker(co, state, fn, ...)
-  serve(state, fn, ...)
+local function worker(co, state, mark, fn, ...)
+  serve(state, mark, fn, ...)
   while idle_count < MAX_IDLE do
     idle_count = idle_count + 1
     idle[idle_count], idle_states[idle_count] = co, state
-    serve(state, co_yield()) -- parked until RunMfa resumes it with the next function and arguments
+    -- Parked until RunMfa resumes it with the next function and arguments.
+    if not serve(state, co_yield()) then return unpark(co) end
   end
 end
 
@@ -127,8 +146,13 @@ local function require_failure(module_name, message)
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
 end
 
-local function field_of(t, key)
-  return t[key]
+-- A module's function found through its metatable's __index (a base module; a strict module
+-- raises here). Never a global: a module made with package.seeall (__index = _G) would
+-- otherwise serve print, dofile or require under its own name, past the allowlist.
+local function inherited_function(module, key)
+  local found = module[key]
+  if found ~= nil and rawequal(found, rawget(_G, key)) then return nil, true end
+  return found
 end
 
 -- decode_request's results: the request's fields and arguments, or nil and why it is corrupt.
@@ -148,18 +172,21 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     if not ok then return reply_error(ctx, call_id, require_failure(module_name, result)) end
     module = result
   end
-  local fn, lookup_error
+  local fn, lookup_error, global
   if type(module) == "table" then
     fn = rawget(module, function_name)
     if fn == nil then
       -- Through __index, which may raise: strict modules do for fields they lack.
-      local ok, found = pcall(field_of, module, function_name)
-      if ok then fn = found else lookup_error = found end
+      local ok
+      ok, fn, global = pcall(inherited_function, module, function_name)
+      if not ok then fn, lookup_error = nil, fn end
     end
   end
   if type(fn) ~= "function" then
+    local why = lookup_error ~= nil and " (looking it up raised: " .. describe(lookup_error) .. ")"
+      or global and " (only a global of that name is visible through the module's metatable)" or ""
     return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s", function_name,
-      module_name, lookup_error ~= nil and " (looking it up raised: " .. describe(lookup_error) .. ")" or ""))
+      module_name, why))
   end
   local co, state, fresh
   if idle_count > 0 then
@@ -181,9 +208,9 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   internal.serving = internal.serving + 1
   local ok, err
   if fresh then
-    ok, err = co_resume(co, co, state, fn, ...)
+    ok, err = co_resume(co, co, state, JOB, fn, ...)
   else
-    ok, err = co_resume(co, fn, ...)
+    ok, err = co_resume(co, JOB, fn, ...)
   end
   -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
   if not ok or state.busy then after_resume(co, ok, err) end

@@ -4,6 +4,7 @@
 local Host = require("support.fake_host")
 Host.setup_paths()
 local exact = require("support.exact")
+local legacy = require("support.legacy_proto")
 local rr, svc = Host.modules()
 
 local pack = Host.pack
@@ -613,6 +614,14 @@ describe("bad arguments raise at the call site, naming the argument", function()
     { "#1 to 'run_mfa'", {}, "m", "f", {} },
     { "#5 to 'run_mfa'", 2, "m", "f", {}, "not a function" },
     { "#6 to 'run_mfa'", 2, "m", "f", {}, f, 42 },
+    { "#2 to 'run_mfa' (module name is empty)", 2, "", "f", {} },
+    { "#3 to 'run_mfa' (function name is empty)", 2, "m", "", {} },
+    { "#2 to 'run_mfa' (module name is not valid UTF-8 (byte 4 of", 2, "mod\255", "f", {} },
+    { "#3 to 'run_mfa' (function name is not valid UTF-8 (byte 1 of", 2, "m", "\192\128", {} },
+    { "#6 to 'run_mfa' (unknown option 'timout'; options are on_error, timeout)", 2, "m", "f", {}, f,
+      { timout = 5 } },
+    { "#6 to 'run_mfa' (opts.timeout must be a positive number of seconds, got string)", 2, "m", "f", {}, f,
+      { timeout = "5" } },
   }
   for i, c in ipairs(cases) do
     it("run_mfa case " .. i .. ": bad argument " .. c[1], function()
@@ -644,6 +653,56 @@ describe("bad arguments raise at the call site, naming the argument", function()
     assert.is_false(ok)
     assert.is_truthy(tostring(err):find("bad argument #4 to 'call' (table expected, got number)", 1, true), tostring(err))
     assert.equal(0, #host.requests)
+  end)
+
+  it("option errors point at the line that called (no frame lost to a tail call)", function()
+    for _, opts in ipairs({ { timeout = -1 }, "x", { on_error = 5 }, { bogus = true } }) do
+      local line
+      local ok, err = pcall(function()
+        line = debug.getinfo(1, "l").currentline; rr.run_mfa(2, "m", "f", {}, f, opts)
+      end)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("rpc_calls_spec.lua:" .. line .. ": bad argument #6", 1, true), tostring(err))
+    end
+  end)
+
+  it("rr.call refuses run_mfa's on_error, and names and options like run_mfa", function()
+    for _, c in ipairs({
+      { "opts.on_error is for run_mfa: rr.call raises the error object instead", "m", "f", { on_error = f } },
+      { "#5 to 'call' (unknown option 'timout'; options are timeout)", "m", "f", { timout = 1 } },
+      { "#2 to 'call' (module name is not valid UTF-8", "m\255", "f" },
+      { "#3 to 'call' (function name is empty)", "m", "" },
+    }) do
+      local co = coroutine.create(function() return rr.call(2, c[2], c[3], {}, c[4]) end)
+      local ok, err = coroutine.resume(co)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find(c[1], 1, true), tostring(err))
+    end
+    assert.equal(0, #host.requests)
+    assert.equal(0, host:in_flight())
+  end)
+
+  it("configure takes math.huge as 'no limit' and refuses numbers that cannot be limits", function()
+    host:install({ max_message_bytes = math.huge, max_depth = math.huge, max_pending = math.huge,
+      max_pending_per_server = math.huge })
+    svc.allow("rpcfix.echo")
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1, "two" })
+    host:pump()
+    assert.same({ n = 2, 1, "two" }, rec.results)
+    for _, bad in ipairs({ { max_message_bytes = 2 ^ 60 }, { max_depth = 1.5 }, { max_pending = 0 },
+      { self_id = math.huge }, { self_id = 2 ^ 60 }, { self_id = 0 / 0 } }) do
+      local ok, err = pcall(rr.configure, bad)
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("bad argument #1 to 'configure'", 1, true), tostring(err))
+    end
+  end)
+
+  it("a huge integer timeout is sent as the largest budget, not wrapped to 0", function()
+    local huge = math.maxinteger or 2 ^ 53
+    host:install({ timeout = huge })
+    host:call(2, "rpcfix.echo", "echo", {})
+    assert.equal(4294967295, legacy.varint_of(host.requests[1].bytes, 6))
+    host:pump()
   end)
 
   it("configure rejects unknown keys and wrong types", function()

@@ -204,10 +204,26 @@ unsafe fn check_call_args(l: *mut lua_State) -> Option<Option<f64>> {
     n
 }
 
+/// What is wrong with a module or function name, if anything: the request's name fields
+/// must be valid UTF-8 (SPEC §2), and an empty name can only end in `bad_request`.
+fn name_problem(what: &str, name: &[u8]) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("{what} name is empty"));
+    }
+    std::str::from_utf8(name).err().map(|e| {
+        format!(
+            "{what} name is not valid UTF-8 (byte {} of {})",
+            e.valid_up_to() + 1,
+            String::from_utf8_lossy(name)
+        )
+    })
+}
+
 /// `encode_request(svr_id, module, func, args, on_result, caller_id?, call_id, timeout_ms?,
-/// maxdepth, maxbytes)` → request bytes, or nothing when one of the first five arguments has
-/// the wrong type (the Lua side then raises in the public function's words). Raises for
-/// arguments that cannot be sent, naming their path.
+/// maxdepth, maxbytes)` → request bytes; nothing when one of the first five arguments has
+/// the wrong type, or `nil, n, what` when name argument `n` is not sendable (the Lua side then
+/// raises in the public function's words). Raises for arguments that cannot be sent, naming
+/// their path.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
     guarded(l, "encode_request", || {
         let name = "encode_request";
@@ -229,6 +245,14 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
         }
         let module_name = bytes_at(l, 2);
         let function_name = bytes_at(l, 3);
+        for (n, what, name) in [(2, "module", module_name), (3, "function", function_name)] {
+            if let Some(problem) = name_problem(what, name) {
+                ffi::lua_pushnil(l);
+                ffi::lua_pushinteger(l, n);
+                push_bytes(l, problem.as_bytes());
+                return Ok(3);
+            }
+        }
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
         let root_n = n.is_none().then_some(length as i64);
         dump_at(l, 4, limits, "arguments", root_n, |arguments_dump| {
@@ -378,7 +402,33 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
     })
 }
 
-/// `encode_error(kind, message, traceback?, call_id?)` → bytes.
+/// `text` cut to at most `max` bytes at a character boundary, ending with a note of how
+/// much was cut when anything was.
+fn cut_to(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let note = format!(" [... {} bytes cut]", text.len());
+    let mut keep = max.saturating_sub(note.len());
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let mut out = text[..keep].to_string();
+    if out.len() + note.len() <= max {
+        out.push_str(&note);
+    }
+    out
+}
+
+/// Room in an error response for the message and traceback: what the kind, the call id and
+/// the field headers leave of `max_bytes`.
+fn error_text_room(kind: &str, max_bytes: usize) -> usize {
+    max_bytes.saturating_sub(kind.len() + 48)
+}
+
+/// `encode_error(kind, message, traceback?, call_id?, maxbytes?)` → bytes. The message and
+/// traceback are cut so that the response stays within `maxbytes`: a huge error message
+/// still arrives as its kind and the start of its text, not as a bad_response.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> isize {
     guarded(l, "encode_error", || {
         let name = "encode_error";
@@ -389,7 +439,17 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
                 _ => Ok(String::from_utf8_lossy(string_arg(l, idx, name)?).into_owned()),
             }
         };
-        let (kind, message, traceback) = (text(1)?, text(2)?, text(3)?);
+        let (kind, mut message, mut traceback) = (text(1)?, text(2)?, text(3)?);
+        let max_bytes = match ffi::lua_type(l, 5) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => usize::MAX,
+            _ => size_arg(l, 5, name)?,
+        };
+        let room = error_text_room(&kind, max_bytes);
+        if message.len() + traceback.len() > room {
+            // The message first (the traceback repeats it), then what is left for the traceback.
+            message = cut_to(message, room / 2);
+            traceback = cut_to(traceback, room - message.len());
+        }
         let response = ResponseView {
             error_kind: &kind,
             error_message: &message,
@@ -397,6 +457,8 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
             call_id: int_arg(l, 4, name)?.map(|v| v as u64),
             ..Default::default()
         };
+        // Within max_bytes after the cuts, unless max_bytes is too small for any error at
+        // all; an error reply is sent regardless (the peer's own limit decides then).
         push_message(l, usize::MAX, "error response", |out| {
             write_response(out, &response)
         })?;
@@ -404,12 +466,15 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
     })
 }
 
-/// `decode_response(content, maxdepth, maxbytes)` → `true, results...` or
-/// `false, kind, message, traceback?`.
+/// `decode_response(content, maxdepth, maxbytes, call_id?)` → `true, results...` or
+/// `false, kind, message, traceback?`. A response that echoes another call's id than
+/// `call_id` is a bad_response (a transport that mixed up its callbacks); legacy peers
+/// echo none.
 pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) -> isize {
     guarded(l, "decode_response", || {
         let name = "decode_response";
         let limits = load_limit_args(l, name)?;
+        let expected = int_arg(l, 4, name)?.map(|v| v as u64);
         ffi::lua_settop(l, 3);
         let failure = |kind: &str, msg: &str, traceback: Option<&str>| {
             ffi::lua_settop(l, 3);
@@ -441,6 +506,15 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
             Ok(r) => r,
             Err(e) => return failure("bad_response", &format!("corrupt response: {e}"), None),
         };
+        if let (Some(got), Some(wanted)) = (response.call_id, expected) {
+            if got != wanted {
+                return failure(
+                    "bad_response",
+                    &format!("the reply is for call {got}, not this one (the transport mixed up its callbacks)"),
+                    None,
+                );
+            }
+        }
         if !response.error_kind.is_empty() {
             // An unknown kind from a newer peer is still a failure the caller must see.
             let kind = crate::rpc::kind::ErrorKind::parse(response.error_kind)

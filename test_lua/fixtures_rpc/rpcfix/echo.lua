@@ -75,11 +75,22 @@ function M.yield_bare()
   return "resumed"
 end
 
+-- Keeps its coroutine in M.kept, as a scheduler that tracks tasks would, and returns.
+function M.keep_coroutine(...)
+  M.kept = coroutine.running()
+  return ...
+end
+
 -- n results, each true.
 function M.values(n)
   local out = {}
   for i = 1, n do out[i] = true end
   return unpack(out, 1, n)
+end
+
+-- Raises a message of n bytes.
+function M.raise_big(n)
+  error(string.rep("x", n), 0)
 end
 
 -- A string of n bytes.

@@ -13,6 +13,12 @@ function M.relay(target, module_name, func, ...)
   return rr.call(target, module_name, func, pack(...))
 end
 
+-- Keeps its coroutine in M.kept (as a scheduler that tracks tasks would), then relays.
+function M.kept_relay(target, module_name, func, ...)
+  M.kept = coroutine.running()
+  return M.relay(target, module_name, func, ...)
+end
+
 -- Two nested calls one after the other; returns both results.
 function M.relay_twice(target, module_name, func, ...)
   local rr = require("remote_runner")
