@@ -23,6 +23,7 @@ local SLOT_SECONDS = 0.01
 -- A nested call whose caller's budget is (nearly) spent still gets this long.
 local MIN_TIMEOUT = 0.001
 local MAX_BUDGET_MS = 4294967295
+local MAX_BUDGET_SECONDS = MAX_BUDGET_MS / 1000
 
 -- Shared with svc_run_lua (filled in at the end of this file and by svc_run_lua).
 -- `serving` counts served jobs in progress: while it is 0, no call can be nested in one.
@@ -334,8 +335,12 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   next_call_id = id + 1
   -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
   -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
-  local budget_ms = timeout * 1000.0 -- a float: an integer timeout times 1000 could wrap
-  if budget_ms < MAX_BUDGET_MS then budget_ms = budget_ms - budget_ms % 1 else budget_ms = MAX_BUDGET_MS end
+  local budget_ms = MAX_BUDGET_MS
+  -- Checked before multiplying: an integer timeout near 2^63 times 1000 would wrap.
+  if timeout < MAX_BUDGET_SECONDS then
+    budget_ms = timeout * 1000
+    budget_ms = budget_ms - budget_ms % 1
+  end
   local request, bad_arg, why = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id,
     id, budget_ms, max_depth, max_bytes)
   if request == nil then return nil, bad_arg, why end

@@ -210,6 +210,9 @@ fn name_problem(what: &str, name: &[u8]) -> Option<String> {
     if name.is_empty() {
         return Some(format!("{what} name is empty"));
     }
+    if name.is_ascii() {
+        return None; // the usual name, checked faster than by from_utf8
+    }
     std::str::from_utf8(name).err().map(|e| {
         format!(
             "{what} name is not valid UTF-8 (byte {} of {})",

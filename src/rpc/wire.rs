@@ -116,6 +116,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A field's key: its number and wire type.
+    #[inline(always)]
     fn key(&mut self) -> Result<(u64, u64), WireError> {
         let key = self.varint()?;
         let (number, wire_type) = (key >> 3, key & 7);
