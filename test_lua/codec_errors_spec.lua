@@ -235,6 +235,39 @@ describe("codec errors on " .. loader.interp(), function()
       assert(tostring(err):lower():find("node"), "error does not mention nodes: " .. tostring(err))
     end)
 
+    it("dump: a string far over maxbytes fails before any of it is written", function()
+      -- The writer reserves up to four bytes per input byte: a 100 MB string with a small
+      -- maxbytes used to be escaped in full (and a bigger one could exhaust memory) before
+      -- the limit was checked. Peak resident memory must not grow by the string's size.
+      local function peak_kb()
+        local f = io.open("/proc/self/status")
+        if not f then return nil end
+        local status = f:read("*a")
+        f:close()
+        return tonumber(status:match("VmHWM:%s*(%d+)"))
+      end
+      local big = string.rep("x", 100 * 1024 * 1024)
+      collectgarbage("collect")
+      -- Writing 5 to clear_refs resets the peak to the current size (Linux 4.0+).
+      local reset = io.open("/proc/self/clear_refs", "w")
+      if reset then
+        reset:write("5")
+        reset:close()
+      end
+      local before = peak_kb()
+      for _, opts in ipairs({ { maxbytes = 100 }, { maxbytes = 50 * 1024 * 1024 } }) do
+        for _, value in ipairs({ { big }, { [big] = 1 } }) do
+          local ok, err = pcall(rr.dump, value, opts)
+          assert.is_false(ok)
+          assert.is_truthy(tostring(err):find("size limit", 1, true), tostring(err))
+        end
+      end
+      local after = peak_kb()
+      if before and after then
+        assert.is_true(after - before < 20 * 1024, "peak memory grew by " .. (after - before) .. " KB")
+      end
+    end)
+
     it("a bad option raises at the call site, naming the option and what came", function()
       local function raises(fname, opts, wanted)
         local f = fname == "dump" and function() return rr.dump({ 1 }, opts) end

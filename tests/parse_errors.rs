@@ -372,6 +372,15 @@ fn accepted_forms_for_contrast() {
     assert_eq!(ok("do local _=5;return _;end"), Val::Int(5));
     assert_eq!(ok("local _ = 5 return _"), Val::Int(5));
     assert!(matches!(ok("{1} --[[table: 0x55]]"), Val::Table(_)));
+    // One ';' may end the value or statement, as in Lua: `return {1};`, `do ... end;`.
+    assert_eq!(ok("return 5;"), Val::Int(5));
+    assert_eq!(ok("5 ;"), Val::Int(5));
+    assert!(matches!(ok("{1};"), Val::Table(_)));
+    assert_eq!(ok("do local _=5;return _;end;"), Val::Int(5));
+    assert_eq!(ok("local _ = 5 return _;"), Val::Int(5));
+    for text in ["{1};;", ";{1}", "return 5;;", "do local _=5;return _;end;;"] {
+        reject(text.as_bytes());
+    }
     // Number forms serpent never writes but Lua reads (both number modes).
     for integers in [true, false] {
         let mut b = TreeBuilder::new(integers);

@@ -189,6 +189,9 @@ impl Dumper<'_> {
             ffi::LUA_TSTRING => {
                 if mode != Mode::Count {
                     let key = bytes_at(l, -2);
+                    if w.len() + key.len() > self.limits.max_bytes {
+                        return Err(self.too_large());
+                    }
                     w.string_key(key, self.s.identifiers.is_identifier(key));
                 }
             }
@@ -346,7 +349,13 @@ impl Dumper<'_> {
             }
             ffi::LUA_TSTRING => {
                 if writing {
-                    w.string(bytes_at(l, idx))
+                    let text = bytes_at(l, idx);
+                    // Checked before writing: the writer reserves up to 4 bytes per byte, and
+                    // a huge string must fail here, not in an allocation far over the limit.
+                    if w.len() + text.len() > self.limits.max_bytes {
+                        return Err(self.too_large());
+                    }
+                    w.string(text)
                 }
             }
             _ => {

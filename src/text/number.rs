@@ -142,22 +142,51 @@ fn hex_value(d: u8) -> u64 {
     (d as char).to_digit(16).unwrap_or(0) as u64
 }
 
-/// value = hexdigits * 2^exp2, keeping the first 15 significant hex digits (60 bits).
+/// value = hexdigits * 2^exp2, rounded once to the nearest double (ties to even), as
+/// `strtod` does. The first 15 significant hex digits (60 bits) are kept exactly; any
+/// non-zero digit after them only breaks a tie, which is all it can change.
 fn hex_float(digits: &[u8], mut exp2: i64) -> f64 {
     let mut m: u64 = 0;
     let mut used = 0;
+    let mut sticky = false;
     for &d in digits.iter().skip_while(|&&d| d == b'0') {
         if used < 15 {
             m = (m << 4) | hex_value(d);
             used += 1;
         } else {
             exp2 += 4;
+            sticky |= d != b'0';
         }
     }
-    let exp2 = exp2.clamp(-2200, 2200) as i32;
-    // Scale in two steps so that neither factor overflows on its own.
-    let half = exp2 / 2;
-    m as f64 * 2f64.powi(half) * 2f64.powi(exp2 - half)
+    if m == 0 {
+        return 0.0;
+    }
+    let exp2 = exp2.clamp(-2200, 2200);
+    let bits = i64::from(64 - m.leading_zeros());
+    // Bits the result can hold: 53, fewer for subnormals (the last one is worth 2^-1074).
+    let top = exp2 + bits - 1;
+    let keep = (top + 1075).min(53);
+    if keep < 0 {
+        return 0.0; // below half the smallest subnormal
+    }
+    let shift = bits - keep;
+    let (q, scale) = if shift > 0 {
+        let dropped = m & ((1u64 << shift) - 1);
+        let half = 1u64 << (shift - 1);
+        let q = m >> shift;
+        let up = dropped > half || (dropped == half && (sticky || q & 1 == 1));
+        (q + u64::from(up), exp2 + shift)
+    } else {
+        (m, exp2)
+    };
+    if q == 0 {
+        return 0.0;
+    }
+    // q < 2^54 converts exactly, and q * 2^scale is representable (or overflows to inf):
+    // scaling in two steps keeps each factor finite.
+    let scale = scale as i32;
+    let half = scale / 2;
+    q as f64 * 2f64.powi(half) * 2f64.powi(scale - half)
 }
 
 /// Appends an integer in decimal; `i64::MIN` as `-0x8000000000000000`, because its decimal
@@ -333,6 +362,45 @@ mod tests {
         assert_eq!(int("0x1p4"), Some(Num::Float(16.0)));
         assert_eq!(int("0xA.8p0"), Some(Num::Float(10.5)));
         assert_eq!(int("0x.1p4"), Some(Num::Float(1.0)));
+    }
+
+    #[test]
+    fn hex_floats_round_once_to_nearest_even() {
+        // Expected bits from Python's float.fromhex, an independent correctly rounded reader:
+        // ties broken by digits past the 15th, ties to even, subnormals and their edges.
+        for (text, bits) in [
+            ("0x1.0000000000000801p0", 0x3ff0000000000001),
+            ("0x1.000000000000080001p0", 0x3ff0000000000001),
+            ("0x1.00000000000011p-1023", 0x0008000000000001),
+            ("0x1.00000000000018p-1023", 0x0008000000000001),
+            ("0x1.0000000000000800p0", 0x3ff0000000000000),
+            ("0x1.0000000000001800p0", 0x3ff0000000000002),
+            ("0x1.fffffffffffff8p0", 0x4000000000000000),
+            ("0x1.fffffffffffff7ffffffp0", 0x3fffffffffffffff),
+            ("0x1p-1074", 0x0000000000000001),
+            ("0x1p-1075", 0x0000000000000000),
+            ("0x1.0000000000001p-1075", 0x0000000000000001),
+            ("0x1.8p-1075", 0x0000000000000001),
+            ("0x1p-1076", 0x0000000000000000),
+            ("0x1.fffffffffffffp1023", 0x7fefffffffffffff),
+            ("0x1.fffffffffffff7ffp1023", 0x7fefffffffffffff),
+            ("0x123456789abcdef0123p-20", 0x43323456789abcdf),
+            ("0x0.000000000000000000001p0", 0x3ab0000000000000),
+            ("0x.8", 0x3fe0000000000000),
+            ("0xA.", 0x4024000000000000),
+            ("0x1P-2", 0x3fd0000000000000),
+            ("0x00000000000000000000000000001.8p3", 0x4028000000000000),
+            ("0x1.ffffffffffffe8p-1023", 0x000fffffffffffff),
+            ("0x3.ffffffffffffep-1024", 0x0010000000000000),
+        ] {
+            let got = parse_numeral(text.as_bytes(), true);
+            assert_eq!(got, Some(Num::Float(f64::from_bits(bits))), "{text}");
+        }
+        assert_eq!(int("0x1p1024"), Some(Num::Float(f64::INFINITY)));
+        assert_eq!(
+            int("0x1.fffffffffffff8p1023"),
+            Some(Num::Float(f64::INFINITY))
+        );
     }
 
     #[test]

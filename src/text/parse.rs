@@ -226,6 +226,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
             self.want_values = want_values && self.tok == Tok::LBrace;
             self.value()?;
         }
+        // Lua allows one ';' after a return value or a statement: `return {1};`, `do ... end;`.
+        if self.tok == Tok::Semi {
+            self.advance()?;
+        }
         if self.tok != Tok::Eof {
             return Err(self.unexpected("end of text after the value"));
         }
