@@ -88,10 +88,12 @@ end
 
 local Error = {}
 Error.__index = Error
+-- One log line, whatever the message holds: line breaks become " | ".
 Error.__tostring = function(e)
   local where = format("%s.%s on server %s", tostring(e.module), tostring(e.func), tostring(e.svr_id))
-  return format("remote_runner: %s error calling %s (call %s): %s", e.kind, where, tostring(e.call_id),
+  local line = format("remote_runner: %s error calling %s (call %s): %s", e.kind, where, tostring(e.call_id),
     tostring(e.message))
+  return (line:gsub("[\r\n]+", " | "))
 end
 
 local function new_error(kind, message, call, remote_traceback)

@@ -7,6 +7,7 @@
 --      (`loadstring` on 5.1) in an empty environment;
 --  (c) a legacy-style response (only field 1, serpent text) is consumed by a pending call.
 local Host = require("support.fake_host")
+local pack = Host.pack
 Host.setup_paths()
 local loader = require("support.loader")
 local corpus = require("support.corpus")
@@ -182,6 +183,16 @@ describe("(a) legacy requests are served", function()
     end)
   end
 
+  it("results with holes (return nil, err) reach a legacy caller's table.unpack whole", function()
+    for _, args in ipairs({ "{nil, \"not found\"}", "{1, nil, 3}" }) do
+      local value = serve_legacy("echo", args)
+      local _, want = loader.plain_load(args)
+      local got = pack(unpack(value))
+      assert.equal(#want, got.n, args)
+      for k = 1, #want do assert.equal(want[k], got[k], args) end
+    end
+  end)
+
   it("the legacy example, as a legacy peer sends it (serpent.dump text)", function()
     svc.allow("event.dispatcher", "dispatch")
     local req = legacy.encode_request({
@@ -300,6 +311,27 @@ describe("(b) what our caller sends reads with the legacy schema and plain load"
     if math.type then args[12] = math.maxinteger; args[13] = 3.0; args.n = 13 end
     host:call(2, "rpcfix.echo", "echo", args)
     check_request(host.requests[1].bytes, "rpcfix.echo", "echo", args)
+    host:pump()
+  end)
+
+  it("holes in the arguments do not cut a legacy peer's table.unpack short", function()
+    -- A legacy service unpacks without n: values after a hole must still be within #t, as
+    -- they were when serpent wrote the same arrays ({1,nil,3}).
+    svc.allow("rpcfix.echo")
+    -- Each array with the text serpent wrote for it: the legacy peer must unpack ours as it
+    -- unpacked that (all values on PUC Lua; LuaJIT's # stops at the first hole either way).
+    local cases = { { { 1, nil, 3, n = 3 }, "{1,nil,3}" }, { { nil, 2, 3, n = 3 }, "{nil,2,3}" },
+      { { "a", "b", nil, "d", "e", n = 5 }, '{"a","b",nil,"d","e"}' }, { { nil, "error text", n = 2 }, '{nil,"error text"}' } }
+    for i, case in ipairs(cases) do
+      local args, serpent_text = case[1], case[2]
+      host:call(2, "rpcfix.echo", "echo", args)
+      local req = assert(legacy.decode_request(host.requests[i].bytes))
+      local ok, t = loader.plain_load(req.arguments_dump)
+      assert(ok, t)
+      local _, old = loader.plain_load(serpent_text)
+      local got, want = pack(unpack(t)), pack(unpack(old))
+      assert.same(want, got, req.arguments_dump)
+    end
     host:pump()
   end)
 

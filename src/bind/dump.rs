@@ -78,6 +78,10 @@ struct Dumper<'a> {
     seen: c_int,
     /// `n = count` to add to the root table when it closes (argument arrays without `n`).
     root_n: Option<i64>,
+    /// For argument and result arrays: holes in the root's positions up to this one are
+    /// written as `nil` items, as serpent writes them, so that a legacy peer's
+    /// `table.unpack` (which ignores `n`) still sees the values after a hole.
+    holes_up_to: i64,
 }
 
 impl Dumper<'_> {
@@ -198,13 +202,16 @@ impl Dumper<'_> {
             ffi::LUA_TNUMBER => {
                 if mode != Mode::Count {
                     let num = key_number_at(l, -2);
-                    let level = &mut self.s.levels[n - 1];
+                    let level = self.s.levels[n - 1];
                     let next = level.pos + 1;
                     if num == Num::Int(next)
                         || num == Num::Float(next as f64) && !super::api::HAS_INTEGERS
                     {
-                        level.pos = next;
+                        self.s.levels[n - 1].pos = next;
+                    } else if n == 1 && self.fill_holes(level.table, next, num) {
+                        self.s.levels[n - 1].pos = position(num);
                     } else {
+                        let w = &mut self.s.writer;
                         w.open_key();
                         write_number(w, num);
                         w.close_key();
@@ -366,6 +373,30 @@ impl Dumper<'_> {
         Ok(())
     }
 
+    /// At the root of an argument or result array, key `num` after a hole that starts at
+    /// position `next`: writes a `nil` item for each missing position and returns true, so
+    /// that `num` goes on as a positional item. Only when every position in the hole is
+    /// really empty (then no later key can land in it and be overwritten by the positional
+    /// items, which Lua stores last) and within `holes_up_to`.
+    unsafe fn fill_holes(&mut self, table: c_int, next: i64, num: Num) -> bool {
+        let k = position(num);
+        if k <= next || k > self.holes_up_to {
+            return false;
+        }
+        for j in next..k {
+            let empty = ffi::lua_rawgeti(self.l, table, j as ffi::lua_Integer) == ffi::LUA_TNIL;
+            ffi::lua_pop(self.l, 1);
+            if !empty {
+                return false;
+            }
+        }
+        for _ in next..k {
+            self.s.writer.nil();
+            self.s.writer.end_field();
+        }
+        true
+    }
+
     fn too_large(&self) -> Failure {
         Failure::Error(format!(
             "dump: text exceeds the size limit (maxbytes = {})",
@@ -454,9 +485,19 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
     Ok((limits, name))
 }
 
+/// The array position a numeric key stands for, or 0 when it is not a whole number.
+fn position(num: Num) -> i64 {
+    match num {
+        Num::Int(k) => k,
+        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+        Num::Float(_) => 0,
+    }
+}
+
 /// Writes the value at `idx` (absolute) and hands the text to `emit`; the stack is left as
 /// it was. Errors name the value's path starting at `root_name`. With `root_n`, the root
-/// table (which must have no `n` of its own) is written with `n = root_n` added.
+/// table (which must have no `n` of its own) is written with `n = root_n` added. Holes among
+/// the root's first `holes_up_to` positions are written as `nil` items.
 ///
 /// # Safety
 /// A valid state; `idx` an absolute index.
@@ -466,6 +507,7 @@ pub unsafe fn dump_at<R>(
     limits: DumpLimits,
     root_name: &str,
     root_n: Option<i64>,
+    holes_up_to: i64,
     emit: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, String> {
     SCRATCH.with(|cell| {
@@ -492,6 +534,7 @@ pub unsafe fn dump_at<R>(
             root_name,
             seen: 0,
             root_n,
+            holes_up_to,
         };
         let mut outcome = dumper.walk(idx, Mode::Fast);
         if let Err(Failure::NeedGraph) = outcome {
@@ -521,7 +564,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
         }
         let (limits, name) = dump_options(l)?;
         let root = name.as_deref().unwrap_or("value");
-        dump_at(l, 1, limits, root, None, |text| {
+        dump_at(l, 1, limits, root, None, 0, |text| {
             push_bytes(l, text);
         })?;
         Ok(1)

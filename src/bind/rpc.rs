@@ -258,19 +258,27 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
         }
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
         let root_n = n.is_none().then_some(length as i64);
-        dump_at(l, 4, limits, "arguments", root_n, |arguments_dump| {
-            let request = RequestView {
-                module_name,
-                function_name,
-                arguments_dump,
-                caller_id,
-                call_id,
-                timeout_ms,
-            };
-            push_message(l, limits.max_bytes, "arguments: request", |out| {
-                write_request(out, &request)
-            })
-        })??;
+        dump_at(
+            l,
+            4,
+            limits,
+            "arguments",
+            root_n,
+            count as i64,
+            |arguments_dump| {
+                let request = RequestView {
+                    module_name,
+                    function_name,
+                    arguments_dump,
+                    caller_id,
+                    call_id,
+                    timeout_ms,
+                };
+                push_message(l, limits.max_bytes, "arguments: request", |out| {
+                    write_request(out, &request)
+                })
+            },
+        )??;
         Ok(1)
     })
 }
@@ -377,6 +385,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             limits,
             "results",
             Some(i64::from(count)),
+            i64::from(count),
             |returned_dump| {
                 let response = ResponseView {
                     returned_dump,
