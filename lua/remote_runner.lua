@@ -280,6 +280,8 @@ local function untrack(id)
 end
 
 local function on_response(id, content, transport_error)
+  -- Received bytes count whether or not the call still waits for them.
+  if type(content) == "string" then bytes_in = bytes_in + #content end
   local call = untrack(id)
   if not call then
     stats.late_replies = stats.late_replies + 1
@@ -288,7 +290,6 @@ local function on_response(id, content, transport_error)
   if type(content) ~= "string" then
     return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
-  bytes_in = bytes_in + #content
   return deliver(call, decode_response(content, max_depth, max_bytes, id))
 end
 
@@ -367,9 +368,10 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
   per_server[svr_id] = (per_server[svr_id] or 0) + 1
   schedule(call)
   if next_slot == nil then next_slot = slot_of(now) end
-  sent = sent + 1
-  bytes_out = bytes_out + #request
   if svr_id == self_id then
+    -- Counted before it is served: the reply may come back inside send_local.
+    sent = sent + 1
+    bytes_out = bytes_out + #request
     inside_run_mfa = inside_run_mfa + 1
     local ok, err = pcall(send_local, id, request)
     inside_run_mfa = inside_run_mfa - 1
@@ -393,6 +395,9 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     elseif result == false then
       err = "request_svr refused the request"
     else
+      -- Sent: only a request the transport took counts (an overloaded or refused one fails).
+      sent = sent + 1
+      bytes_out = bytes_out + #request
       return id
     end
   end

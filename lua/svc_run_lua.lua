@@ -14,11 +14,12 @@ local loaded = package.loaded
 local S = {}
 
 -- This side's counters, added to rr.stats() by internal.service_stats.
-local served, served_failed, bytes_out = 0, 0, 0
+local served, served_failed, bytes_out, bytes_in = 0, 0, 0, 0
 
 function internal.service_stats(copy)
   copy.served, copy.served_failed = served, served_failed
   copy.bytes_out = copy.bytes_out + bytes_out
+  copy.bytes_in = copy.bytes_in + bytes_in
 end
 
 -- Deny by default: module name -> true (every function) or { [function name] = true }.
@@ -218,6 +219,7 @@ end
 
 function S.RunMfa(ctx, content)
   served = served + 1
+  if type(content) == "string" then bytes_in = bytes_in + #content end
   return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes))
 end
 
