@@ -432,10 +432,29 @@ fn cut_to(text: String, max: usize) -> String {
     out
 }
 
-/// Room in an error response for the message and traceback: what the kind, the call id and
-/// the field headers leave of `max_bytes`.
+/// Room in an error response for the message and traceback: what the kind, the call id, the
+/// results for legacy callers and the field headers leave of `max_bytes`.
 fn error_text_room(kind: &str, max_bytes: usize) -> usize {
-    max_bytes.saturating_sub(kind.len() + 48)
+    max_bytes.saturating_sub(kind.len() + LEGACY_ERROR_TEXT * 4 + 96)
+}
+
+/// Longest excerpt of the message in the results written for legacy callers.
+const LEGACY_ERROR_TEXT: usize = 200;
+
+/// The results an error reply carries for legacy callers, which know no error fields and
+/// call `on_result(table.unpack(results))`: `nil, "remote_runner: <kind>: <message>"`, Lua's
+/// usual failure convention, instead of an empty dump that would make their unpack raise.
+/// Our own callers read the error fields and ignore these.
+fn legacy_error_results(kind: &str, message: &str) -> Vec<u8> {
+    let first_line = message.lines().next().unwrap_or("");
+    let text = cut_to(
+        format!("remote_runner: {kind}: {first_line}"),
+        LEGACY_ERROR_TEXT,
+    );
+    let mut out = b"{nil,".to_vec();
+    crate::text::escape::write_string(&mut out, text.as_bytes());
+    out.extend_from_slice(b",n=2}");
+    out
 }
 
 /// `encode_error(kind, message, traceback?, call_id?, maxbytes?)` → bytes. The message and
@@ -462,12 +481,13 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
             message = cut_to(message, room / 2);
             traceback = cut_to(traceback, room - message.len());
         }
+        let for_legacy = legacy_error_results(&kind, &message);
         let response = ResponseView {
+            returned_dump: &for_legacy,
             error_kind: &kind,
             error_message: &message,
             traceback: &traceback,
             call_id: int_arg(l, 4, name)?.map(|v| v as u64),
-            ..Default::default()
         };
         // Within max_bytes after the cuts, unless max_bytes is too small for any error at
         // all; an error reply is sent regardless (the peer's own limit decides then).
