@@ -281,13 +281,14 @@ end
 
 local function on_response(id, content, transport_error)
   -- Received bytes count whether or not the call still waits for them.
-  if type(content) == "string" then bytes_in = bytes_in + #content end
+  local is_bytes = type(content) == "string"
+  if is_bytes then bytes_in = bytes_in + #content end
   local call = untrack(id)
   if not call then
     stats.late_replies = stats.late_replies + 1
     return
   end
-  if type(content) ~= "string" then
+  if not is_bytes then
     return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
   return deliver(call, decode_response(content, max_depth, max_bytes, id))
