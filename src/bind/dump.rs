@@ -323,8 +323,9 @@ impl Dumper<'_> {
     unsafe fn check_depth(&self) -> Result<(), Failure> {
         if self.s.levels.len() >= self.limits.max_depth {
             return Err(format!(
-                "{}: tables nest deeper than the depth limit (maxdepth = {})",
+                "{}: tables nest deeper than the depth limit ({} = {})",
                 self.path(true),
+                setting_names(self.root_name).0,
                 self.limits.max_depth
             )
             .into());
@@ -399,7 +400,9 @@ impl Dumper<'_> {
 
     fn too_large(&self) -> Failure {
         Failure::Error(format!(
-            "dump: text exceeds the size limit (maxbytes = {})",
+            "{}: text exceeds the size limit ({} = {})",
+            self.root_name,
+            setting_names(self.root_name).1,
             self.limits.max_bytes
         ))
     }
@@ -483,6 +486,15 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
         name = string_field(l, 2, "dump", "name")?;
     }
     Ok((limits, name))
+}
+
+/// The names of the depth and size limits as the user set them: rr.configure's settings for
+/// the argument and result arrays of calls (so named by `bind::rpc`), else dump's options.
+fn setting_names(root_name: &str) -> (&'static str, &'static str) {
+    match root_name {
+        "arguments" | "results" => ("max_depth", "max_message_bytes"),
+        _ => ("maxdepth", "maxbytes"),
+    }
 }
 
 /// The array position a numeric key stands for, or 0 when it is not a whole number.
