@@ -619,7 +619,7 @@ local function is_limit(v)
 end
 
 local CONFIG_CHECKS = {
-  self_id = function(v) return v == nil or is_integer(v), "an integer server id" end,
+  self_id = function(v) return v == false or is_integer(v), "an integer server id (false: none)" end,
   timeout = function(v) return type(v) == "number" and v > 0, "a positive number of seconds" end,
   max_pending = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
   max_pending_per_server = function(v) return is_limit(v), "a positive integer (math.huge: no limit)" end,
@@ -644,6 +644,7 @@ function M.configure(options)
   local old_now = options.clock and settings.clock()
   for key, value in pairs(options) do
     if value == math.huge and key ~= "timeout" then value = 2 ^ 53 end
+    if key == "self_id" and value == false then value = nil end -- a table cannot hold nil
     settings[key] = value
   end
   self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,

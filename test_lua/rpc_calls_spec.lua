@@ -741,6 +741,17 @@ describe("bad arguments raise at the call site, naming the argument", function()
     end
   end)
 
+  it("configure{self_id = false} clears the server's own id", function()
+    host:install({ self_id = 7 })
+    svc.allow("rpcfix.echo")
+    host:call(2, "rpcfix.echo", "echo", {})
+    assert.equal(7, legacy.varint_of(host.requests[1].bytes, 4))
+    rr.configure({ self_id = false })
+    host:call(2, "rpcfix.echo", "echo", {})
+    assert.is_nil(legacy.varint_of(host.requests[2].bytes, 4), "no caller id once cleared")
+    host:pump()
+  end)
+
   it("a huge integer timeout is sent as the largest budget, not wrapped to 0", function()
     local huge = math.maxinteger or 2 ^ 53
     host:install({ timeout = huge })
