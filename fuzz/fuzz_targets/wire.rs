@@ -20,15 +20,7 @@ const LIMITS: LoadLimits = LoadLimits {
 fuzz_target!(|data: &[u8]| {
     match (read_request(data), RunLuaMfaRequest::decode(data)) {
         (Ok(ours), Ok(theirs)) => {
-            let ours_owned = RunLuaMfaRequest {
-                module_name: ours.module_name.to_vec(),
-                function_name: ours.function_name.to_vec(),
-                arguments_dump: ours.arguments_dump.to_vec(),
-                caller_id: ours.caller_id,
-                call_id: ours.call_id,
-                timeout_ms: ours.timeout_ms,
-            };
-            assert_eq!(ours_owned, theirs);
+            assert_eq!(RunLuaMfaRequest::from(&ours), theirs);
             if let Err(msg) = check_parse_invariants(ours.arguments_dump, &LIMITS) {
                 panic!("{msg}");
             }
@@ -37,16 +29,7 @@ fuzz_target!(|data: &[u8]| {
         (ours, theirs) => panic!("request: ours {ours:?}, prost {theirs:?}"),
     }
     match (read_response(data), RunLuaMfaResponse::decode(data)) {
-        (Ok(ours), Ok(theirs)) => {
-            let ours_owned = RunLuaMfaResponse {
-                returned_dump: ours.returned_dump.to_vec(),
-                error_kind: ours.error_kind.to_owned(),
-                error_message: ours.error_message.to_owned(),
-                traceback: ours.traceback.to_owned(),
-                call_id: ours.call_id,
-            };
-            assert_eq!(ours_owned, theirs);
-        }
+        (Ok(ours), Ok(theirs)) => assert_eq!(RunLuaMfaResponse::from(&ours), theirs),
         (Err(_), Err(_)) => {}
         (ours, theirs) => panic!("response: ours {ours:?}, prost {theirs:?}"),
     }

@@ -92,7 +92,19 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let (number, wire_type) = self.key()?;
-        let value = match wire_type {
+        let value = if wire_type == START_GROUP {
+            self.skip_group(number)?;
+            Value::Other
+        } else {
+            self.value(wire_type)?
+        };
+        Ok(Some((number, wire_type, value)))
+    }
+
+    /// The value of a field of `wire_type`, any but the group markers.
+    #[inline(always)]
+    fn value(&mut self, wire_type: u64) -> Result<Value<'a>, WireError> {
+        Ok(match wire_type {
             VARINT => Value::Varint(self.varint()?),
             LEN => {
                 let n = self.varint()?;
@@ -106,13 +118,8 @@ impl<'a> Reader<'a> {
                 self.take(4)?;
                 Value::Other
             }
-            START_GROUP => {
-                self.skip_group(number)?;
-                Value::Other
-            }
             _ => return Err(WireError("unsupported wire type")),
-        };
-        Ok(Some((number, wire_type, value)))
+        })
     }
 
     /// A field's key: its number and wire type.
@@ -143,16 +150,10 @@ impl<'a> Reader<'a> {
             if open.len() >= MAX_GROUP_DEPTH {
                 return Err(WireError("groups nested too deeply"));
             }
-            match wire_type {
-                VARINT => drop(self.varint()?),
-                FIXED64 => drop(self.take(8)?),
-                LEN => {
-                    let n = self.varint()?;
-                    self.take(n)?;
-                }
-                START_GROUP => open.push(number),
-                FIXED32 => drop(self.take(4)?),
-                _ => return Err(WireError("unsupported wire type")),
+            if wire_type == START_GROUP {
+                open.push(number);
+            } else {
+                self.value(wire_type)?;
             }
         }
         Ok(())
@@ -258,14 +259,12 @@ pub fn write_response(out: &mut Vec<u8>, response: &ResponseView<'_>) {
     put_int(out, 5, response.call_id);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
-    use prost::Message;
+// Owned prost messages from the borrowed views: what the tests and the fuzz target compare
+// with prost's own decoding.
 
-    fn request_of(view: &RequestView<'_>) -> RunLuaMfaRequest {
-        RunLuaMfaRequest {
+impl From<&RequestView<'_>> for super::RunLuaMfaRequest {
+    fn from(view: &RequestView<'_>) -> Self {
+        Self {
             module_name: view.module_name.to_vec(),
             function_name: view.function_name.to_vec(),
             arguments_dump: view.arguments_dump.to_vec(),
@@ -274,9 +273,11 @@ mod tests {
             timeout_ms: view.timeout_ms,
         }
     }
+}
 
-    fn response_of(view: &ResponseView<'_>) -> RunLuaMfaResponse {
-        RunLuaMfaResponse {
+impl From<&ResponseView<'_>> for super::RunLuaMfaResponse {
+    fn from(view: &ResponseView<'_>) -> Self {
+        Self {
             returned_dump: view.returned_dump.to_vec(),
             error_kind: view.error_kind.to_string(),
             error_message: view.error_message.to_string(),
@@ -284,6 +285,13 @@ mod tests {
             call_id: view.call_id,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{RunLuaMfaRequest, RunLuaMfaResponse};
+    use prost::Message;
 
     #[test]
     fn reads_what_prost_writes() {
@@ -296,7 +304,10 @@ mod tests {
             timeout_ms: Some(10_000),
         };
         let bytes = request.encode_to_vec();
-        assert_eq!(request_of(&read_request(&bytes).unwrap()), request);
+        assert_eq!(
+            RunLuaMfaRequest::from(&read_request(&bytes).unwrap()),
+            request
+        );
         let response = RunLuaMfaResponse {
             returned_dump: b"{n=0}".to_vec(),
             error_kind: "runtime".into(),
@@ -305,7 +316,10 @@ mod tests {
             call_id: Some(3),
         };
         let bytes = response.encode_to_vec();
-        assert_eq!(response_of(&read_response(&bytes).unwrap()), response);
+        assert_eq!(
+            RunLuaMfaResponse::from(&read_response(&bytes).unwrap()),
+            response
+        );
     }
 
     #[test]
@@ -325,7 +339,7 @@ mod tests {
             };
             let mut ours = Vec::new();
             write_request(&mut ours, &view);
-            assert_eq!(ours, request_of(&view).encode_to_vec());
+            assert_eq!(ours, RunLuaMfaRequest::from(&view).encode_to_vec());
             let view = ResponseView {
                 returned_dump: dump,
                 error_kind: "runtime",
@@ -335,7 +349,7 @@ mod tests {
             };
             let mut ours = Vec::new();
             write_response(&mut ours, &view);
-            assert_eq!(ours, response_of(&view).encode_to_vec());
+            assert_eq!(ours, RunLuaMfaResponse::from(&view).encode_to_vec());
         }
     }
 
@@ -385,13 +399,13 @@ mod tests {
                 read_request(&bytes),
                 RunLuaMfaRequest::decode(bytes.as_slice()),
             ) {
-                assert_eq!(request_of(&ours), theirs, "{bytes:x?}");
+                assert_eq!(RunLuaMfaRequest::from(&ours), theirs, "{bytes:x?}");
             }
             if let (Ok(ours), Ok(theirs)) = (
                 read_response(&bytes),
                 RunLuaMfaResponse::decode(bytes.as_slice()),
             ) {
-                assert_eq!(response_of(&ours), theirs, "{bytes:x?}");
+                assert_eq!(RunLuaMfaResponse::from(&ours), theirs, "{bytes:x?}");
             }
         }
     }
@@ -409,7 +423,8 @@ mod tests {
         assert!(RunLuaMfaRequest::decode(bytes.as_slice()).is_err());
         assert!(read_response(&[0x3b]).is_err()); // never ends
         assert!(read_response(&[0x3c]).is_err()); // ends without a start
-                                                  // Nesting is accepted exactly as deep as prost accepts it.
+
+        // Nesting is accepted exactly as deep as prost accepts it.
         let nested = |depth: usize, inner: &[u8]| {
             let mut b = vec![0x3b; depth];
             b.extend_from_slice(inner);
