@@ -186,15 +186,8 @@ local function count_failure(kind)
 end
 
 -- A user callback's failure is logged with its traceback, never raised into the transport or poll.
-local function run_callback(fn, ...)
-  local ok, err = xpcall_args(fn, traceback, ...)
-  if not ok then log("error", "callback failed: " .. describe(err)) end
-end
-
-local function succeed(call, ...)
-  completed = completed + 1
-  local on_result = call[ON_RESULT]
-  if on_result then run_callback(on_result, ...) end
+local function callback_failed(err)
+  log("error", "callback failed: " .. describe(err))
 end
 
 local function fail_now(call, kind, message, remote_traceback)
@@ -202,9 +195,23 @@ local function fail_now(call, kind, message, remote_traceback)
   local err = new_error(kind, message, call, remote_traceback)
   local on_error = call[ON_ERROR]
   if on_error then
-    run_callback(on_error, err)
+    local ok, callback_err = xpcall_args(on_error, traceback, err)
+    if not ok then callback_failed(callback_err) end
   else
     log("warn", tostring(err))
+  end
+end
+
+-- Fires the callback of `true, results...` or `false, kind, message, remote traceback`
+-- (decode_response's return values). On the success path of every call: one function, so
+-- the results are passed on as varargs once.
+local function deliver_now(call, ok, ...)
+  if not ok then return fail_now(call, ...) end
+  completed = completed + 1
+  local on_result = call[ON_RESULT]
+  if on_result then
+    local callback_ok, err = xpcall_args(on_result, traceback, ...)
+    if not callback_ok then callback_failed(err) end
   end
 end
 
@@ -219,16 +226,10 @@ local function fail_later(call, kind, message)
   enqueue(call, false, kind, message)
 end
 
--- Delivers `true, results...` or `false, kind, message, remote traceback` (decode_response's
--- return values): now, or at the next poll when a call to this server is still inside run_mfa.
+-- deliver_now, or at the next poll when a call to this server is still inside run_mfa.
 local function deliver(call, ok, ...)
-  if inside_run_mfa > 0 then
-    if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
-  elseif ok then
-    succeed(call, ...)
-  else
-    fail_now(call, ...)
-  end
+  if inside_run_mfa == 0 then return deliver_now(call, ok, ...) end
+  if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -243,8 +244,11 @@ local function slot_of(time)
 end
 
 local function schedule(call)
-  local slot = slot_of(call[DEADLINE])
   local timeout = call[TIMEOUT]
+  -- slot_of(deadline), written out: this runs for every call.
+  local slot = call[DEADLINE] / SLOT_SECONDS
+  local frac = slot % 1
+  if frac == frac then slot = slot - frac + 1 end
   if timeout > 10 and timeout < math.huge then
     -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
     -- such a call fires up to 0.2% late, and the wheel holds about a thousand slots per timeout
@@ -291,7 +295,9 @@ local function on_response(id, content, transport_error)
   if not is_bytes then
     return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
-  return deliver(call, decode_response(content, max_depth, max_bytes, id))
+  -- deliver, without its extra call when nothing waits for the next poll.
+  local deliver_fn = inside_run_mfa == 0 and deliver_now or deliver
+  return deliver_fn(call, decode_response(content, max_depth, max_bytes, id))
 end
 
 -- `name` of the transport: the one set with set_transport, else the global c_rpc's, looked up
@@ -382,7 +388,9 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     end
     return id
   end
-  local request_svr = transport_function("request_svr")
+  -- transport_function("request_svr"), written out: this runs for every call.
+  local functions = transport or rawget(_G, "c_rpc")
+  local request_svr = type(functions) == "table" and functions.request_svr or nil
   local err
   if request_svr == nil then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
@@ -595,7 +603,7 @@ function M.poll()
     queue_head = queue_head + 1
     local a = item[3] -- the packed results, or the kind of failure
     if item[2] then
-      succeed(item[1], unpack(a, 1, a.n))
+      deliver_now(item[1], true, unpack(a, 1, a.n))
     else
       fail_now(item[1], a, item[4], item[5])
     end
