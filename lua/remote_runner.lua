@@ -11,7 +11,7 @@ local type, pairs, tostring, pcall, xpcall, select = type, pairs, tostring, pcal
 local setmetatable, getmetatable, error, rawget = setmetatable, getmetatable, error, rawget
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
-local co_isyieldable = coroutine.isyieldable
+local co_isyieldable, co_status = coroutine.isyieldable, coroutine.status
 local traceback = debug.traceback
 
 local M = {}
@@ -89,10 +89,11 @@ end
 local Error = {}
 Error.__index = Error
 -- One log line, whatever the message holds: line breaks become " | ".
+-- Concatenated, not formatted: format's %s stops at a zero byte on 5.1 and 5.2.
 Error.__tostring = function(e)
-  local where = format("%s.%s on server %s", tostring(e.module), tostring(e.func), tostring(e.svr_id))
-  local line = format("remote_runner: %s error calling %s (call %s): %s", e.kind, where, tostring(e.call_id),
-    tostring(e.message))
+  local line = "remote_runner: " .. tostring(e.kind) .. " error calling " .. tostring(e.module) .. "."
+    .. tostring(e.func) .. " on server " .. tostring(e.svr_id) .. " (call " .. tostring(e.call_id) .. "): "
+    .. tostring(e.message)
   return (line:gsub("[\r\n]+", " | "))
 end
 
@@ -251,7 +252,7 @@ local function schedule(call)
   if frac == frac then slot = slot - frac + 1 end
   if timeout > 10 and timeout < math.huge then
     -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
-    -- such a call fires up to 0.2% late, and the wheel holds about a thousand slots per timeout
+    -- such a call fires up to 0.2% late, and the wheel holds 500 to 1,000 slots per timeout
     -- length instead of one per 10 ms.
     local width = 2.0 -- a float: an integer would wrap for an integer timeout near 2^63
     while width * 10 < timeout do width = width * 2 end
@@ -493,7 +494,8 @@ local ANSWER = {}
 local function wake(co, id, ...)
   if waiting[co] ~= id then return end
   waiting[co] = nil
-  if suspended_elsewhere and suspended_elsewhere(co) then
+  -- Dead: its yield failed (5.1/5.2) and the error ended it; or parked at some other yield.
+  if suspended_elsewhere and (co_status(co) ~= "suspended" or suspended_elsewhere(co)) then
     log("warn", format("call %d: dropped its answer, rr.call could not yield there", id))
     return
   end
@@ -525,7 +527,8 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
     error("rr.call must run inside a coroutine (outside one, use rr.run_mfa with callbacks)", 2)
   end
   if co_isyieldable and not co_isyieldable() then
-    error("rr.call cannot yield here (inside a C function such as table.sort, or a metamethod)", 2)
+    error("rr.call cannot yield here (Lua called from C that allows no yield: a table.sort comparator, "
+      .. "a string.gsub callback, __tostring, ...)", 2)
   end
   local timeout
   if opts ~= nil then

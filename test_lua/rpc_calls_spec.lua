@@ -194,6 +194,21 @@ describe("arguments", function()
     assert.equal(0, after.in_flight - host.start_in_flight)
   end)
 
+  it("words an unsendable argument as a bad argument #4, with the caller's position", function()
+    local function call_here() rr.run_mfa(2, "rpcfix.echo", "echo", { 1, { cb = print } }) end
+    local ok, err = pcall(call_here)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find(
+      "rpc_calls_spec.lua:%d+: bad argument #4 to 'run_mfa' %(arguments%[2%]%.cb: cannot send a function%)$"),
+      tostring(err))
+    local outcome
+    Host.spawn(function()
+      outcome = { pcall(rr.call, 2, "rpcfix.echo", "echo", { n = 1, print }) }
+    end)
+    assert.is_false(outcome[1])
+    assert.equal("bad argument #4 to 'call' (arguments[1]: cannot send a function)", outcome[2])
+  end)
+
   it("refuses arguments nested deeper than max_depth, at the call site", function()
     host:install({ max_depth = 8 })
     local deep = {}
@@ -320,6 +335,25 @@ describe("rr.call", function()
     -- Where the request went out, dropping its answer is logged.
     local sent = host.counts.requests > 0
     assert.equal(sent, host:logged("warn", "could not yield there"))
+  end)
+
+  it("the answer to a call whose failed yield ended the coroutine is dropped with a warning", function()
+    -- Without pcall around table.sort, the failed yield (5.1, 5.2) kills the coroutine; its
+    -- answer must not try to resume a dead coroutine and log that as an error.
+    local co = coroutine.create(function()
+      table.sort({ 2, 1 }, function(x, y)
+        rr.call(2, "rpcfix.echo", "echo", { "first" })
+        return x < y
+      end)
+    end)
+    assert.is_false((coroutine.resume(co)))
+    assert.equal("dead", coroutine.status(co))
+    host:pump()
+    host:advance(11)
+    local sent = host.counts.requests > 0
+    assert.equal(sent, host:logged("warn", "could not yield there"))
+    assert.is_false(host:logged("error"), host.logs[1] and tostring(host.logs[1].msg))
+    assert.equal(0, rr.stats().in_flight)
   end)
 
   it("woken by someone else's coroutine.resume, it raises and cancels the call", function()

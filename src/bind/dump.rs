@@ -538,6 +538,9 @@ pub unsafe fn dump_at<R>(
         let base = ffi::lua_gettop(l);
         scratch.writer.clear();
         scratch.visited.clear();
+        // A failed dump leaves its levels behind; a root that is not a table never clears
+        // them, and its error path is built from them.
+        scratch.levels.clear();
         scratch.identifiers.next_dump();
         let mut dumper = Dumper {
             l,

@@ -222,11 +222,19 @@ fn name_problem(what: &str, name: &[u8]) -> Option<String> {
     })
 }
 
+/// `nil, n, what`: argument `n` of the public function cannot be sent, and why (the Lua side
+/// raises it in that function's words, at its caller).
+unsafe fn unsendable_argument(l: *mut lua_State, n: ffi::lua_Integer, what: &str) -> c_int {
+    ffi::lua_pushnil(l);
+    ffi::lua_pushinteger(l, n);
+    push_bytes(l, what.as_bytes());
+    3
+}
+
 /// `encode_request(svr_id, module, func, args, on_result, caller_id?, call_id, timeout_ms?,
 /// maxdepth, maxbytes)` → request bytes; nothing when one of the first five arguments has
-/// the wrong type, or `nil, n, what` when name argument `n` is not sendable (the Lua side then
-/// raises in the public function's words). Raises for arguments that cannot be sent, naming
-/// their path.
+/// the wrong type, or `nil, n, what` when argument `n` (a name, or the arguments, naming the
+/// path of what cannot be sent or the limit it exceeds) is not sendable.
 pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> isize {
     guarded(l, "encode_request", || {
         let name = "encode_request";
@@ -244,21 +252,22 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
         let length = ffi::lua_rawlen(l, 4);
         let count = n.unwrap_or(length as f64);
         if count > MAX_CALL_VALUES as f64 {
-            return Err(too_many_values("arguments", count));
+            return Ok(unsendable_argument(
+                l,
+                4,
+                &too_many_values("arguments", count),
+            ));
         }
         let module_name = bytes_at(l, 2);
         let function_name = bytes_at(l, 3);
         for (n, what, name) in [(2, "module", module_name), (3, "function", function_name)] {
             if let Some(problem) = name_problem(what, name) {
-                ffi::lua_pushnil(l);
-                ffi::lua_pushinteger(l, n);
-                push_bytes(l, problem.as_bytes());
-                return Ok(3);
+                return Ok(unsendable_argument(l, n, &problem));
             }
         }
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
         let root_n = n.is_none().then_some(length as i64);
-        dump_at(
+        let encoded = dump_at(
             l,
             4,
             limits,
@@ -278,8 +287,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
                     write_request(out, &request)
                 })
             },
-        )??;
-        Ok(1)
+        );
+        match encoded.and_then(|pushed| pushed) {
+            Ok(()) => Ok(1),
+            Err(problem) => Ok(unsendable_argument(l, 4, &problem)),
+        }
     })
 }
 
