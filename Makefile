@@ -49,6 +49,9 @@ DEB_PACKAGES := \
 	lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev \
 	luajit libluajit-5.1-dev \
 	lua-busted lua-check lua-cjson lua-messagepack
+# cargo links with cc and downloads crates over TLS: a machine with a working rustup has both,
+# but `liblua*-dev` only *recommends* gcc, so they are listed rather than assumed.
+DEB_PACKAGES += gcc libc6-dev ca-certificates
 # lua-busted already depends on these; listed so a partial install is repaired too. Debian builds
 # their C parts for 5.1-5.4, which is what lets busted run under every interpreter.
 DEB_PACKAGES += lua-term lua-system lua-filesystem lua-luassert lua-penlight lua-say lua-cliargs \

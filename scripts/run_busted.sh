@@ -69,7 +69,7 @@ for v in "$@"; do
                 -u LUA_CPATH -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 \
                 RR_LUA="$v" RR_BUILD_DIR="$build_dir" RR_FIXTURES="$RR_FIXTURES" \
                 "$interp" "$BUSTED" \
-                    --output=utfTerminal \
+                    --output="$ROOT/test_lua/support/counting_output.lua" \
                     --lpath="$ROOT/test_lua/?.lua" \
                     --cpath="$build_dir/?.so" \
                     ${BUSTED_ARGS:-} \
@@ -89,6 +89,20 @@ for v in "$@"; do
     fi
     failed=$((f + e))
     note=" (exit code $rc)"
+    # Our handler's count of every test that ended (support/counting_output.lua): a test that
+    # ended as failure or error without busted counting it is a failure too.
+    ended="$(grep -E '^tests ended: ' "$log" | tail -n 1)"
+    if [ -n "$ended" ]; then
+        read -r _ _ es _ ef _ ee _ _ _ <<<"${ended//,/}"
+        if [ $((ef + ee)) -gt "$failed" ]; then
+            note="$note (busted's summary missed $((ef + ee - failed)) failed test(s): counted)"
+            failed=$((ef + ee))
+        fi
+        if [ "$es" -lt "$s" ]; then s=$es; fi
+    elif [ -n "$line" ]; then
+        failed=$((failed + 1))
+        note="$note (no 'tests ended' count from support/counting_output.lua: counted as 1 failure)"
+    fi
     if [ -z "$line" ]; then
         # busted died (crash, os.exit in a spec, missing interpreter) before its summary
         failed=$((failed + 1))
