@@ -58,6 +58,7 @@ local next_call_id = 1
 local pending = {}    -- call id -> call record
 local per_server = {} -- server id -> calls in flight
 local wheel = {}      -- timeout slot -> { [call id] = record }; a bucket lives until its slot expires
+local long_slot_calls = {} -- slot of calls with a timeout above 10 s -> how many are in it
 local next_slot = nil -- the first slot poll has not handled yet
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
@@ -258,6 +259,14 @@ local function schedule(call)
     while width * 10 < timeout do width = width * 2 end
     slot = slot + (width - slot % width) % width
   end
+  -- Never a slot poll has already passed, which it would never visit again: a deadline that
+  -- was already over when configure{clock} moved it, or a clock that went back.
+  if next_slot and slot < next_slot then slot = next_slot end
+  if timeout > 10 then
+    -- A long-lived slot (wide, or the one of calls without a timeout) counts its calls, so that
+    -- its table goes with its last call instead of keeping its peak size until it expires.
+    long_slot_calls[slot] = (long_slot_calls[slot] or 0) + 1
+  end
   call[SLOT] = slot
   local bucket = wheel[slot]
   if not bucket then
@@ -270,7 +279,8 @@ local function schedule(call)
 end
 
 -- Removes a call from the books; nil if it was not in flight (timed out, answered, cancelled).
--- Its bucket stays (empty or not) until its slot expires: the next call likely uses it too.
+-- A 10 ms slot's bucket stays (empty or not) until its slot expires: the next call likely uses
+-- it too. A long-lived slot's bucket goes with its last call.
 local function untrack(id)
   local call = pending[id]
   if not call then return nil end
@@ -279,8 +289,18 @@ local function untrack(id)
   local svr_id = call[SVR]
   local left = per_server[svr_id] - 1
   per_server[svr_id] = left > 0 and left or nil
-  local bucket = wheel[call[SLOT]]
+  local slot = call[SLOT]
+  local bucket = wheel[slot]
   if bucket then bucket[id] = nil end
+  if call[TIMEOUT] > 10 then
+    -- nil when configure{clock} is rebuilding the wheel and has not rescheduled this call yet
+    local calls = long_slot_calls[slot]
+    if calls == 1 then
+      long_slot_calls[slot], wheel[slot] = nil, nil
+    elseif calls then
+      long_slot_calls[slot] = calls - 1
+    end
+  end
   return call
 end
 
@@ -663,12 +683,17 @@ function M.configure(options)
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()
-    wheel = {}
+    wheel, long_slot_calls = {}, {}
+    -- First: a deadline that is already over goes to the first slot poll will visit.
+    next_slot = slot_of(now)
     for _, call in pairs(pending) do
       call[DEADLINE] = now + (call[DEADLINE] - old_now)
       schedule(call)
     end
-    next_slot = slot_of(now)
+    -- Served calls keep what is left of their caller's budget, for the calls they make.
+    for _, state in pairs(workers) do
+      if state.busy and state.deadline then state.deadline = now + (state.deadline - old_now) end
+    end
   end
 end
 

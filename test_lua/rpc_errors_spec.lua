@@ -776,6 +776,20 @@ describe("timeouts", function()
     assert.equal(1, b.fired, "a call tracked before the clock was set again times out on time")
   end)
 
+  it("configure{clock = ...} after a deadline passed unpolled still times the call out", function()
+    host:fault({ on = "request", action = "drop", times = 1 })
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" }, { timeout = 1 })
+    host:pump()
+    host.auto_poll = false
+    host:advance(1.5) -- over, but nobody polled
+    host.auto_poll = true
+    rr.configure({ clock = Host.clock }) -- a host re-applying its settings before its poll
+    host:advance(0.02)
+    assert.equal(1, a.fired, "the overdue call times out at the next polls")
+    assert.equal("timeout", a.err and a.err.kind)
+    assert.equal(0, host:in_flight())
+  end)
+
   it("the request carries the timeout budget (field 6, ms)", function()
     host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 5 })
     local bytes = host.requests[1].bytes

@@ -111,6 +111,22 @@ describe("nested rr.call from a served function", function()
     host:pump()
   end)
 
+  it("configure{clock = ...} keeps what is left of a served call's budget", function()
+    -- A clock with another origin arrives while the served function waits in its first call:
+    -- the budget's end must move with it, or the second call gets 1 ms (or far too long).
+    host:call(2, "rpcfix.nested", "relay_twice", { 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
+    host:step()
+    host:advance(0.5)
+    rr.configure({ clock = function() return Host.clock() + 1e6 end })
+    host:step()
+    host:step()
+    local second = host.requests[3]
+    assert.equal(3, second.svr_id)
+    assert.equal(1500, legacy.varint_of(second.bytes, 6))
+    host:pump()
+    rr.configure({ clock = Host.clock })
+  end)
+
   it("an explicit timeout on the nested call wins over the caller's budget", function()
     host:call(2, "rpcfix.nested", "relay_timeout", { 10, 3, "rpcfix.echo", "echo", "x" }, { timeout = 2 })
     host:step()

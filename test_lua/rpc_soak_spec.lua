@@ -73,6 +73,28 @@ describe("soak: memory stays flat", function()
     assert.equal(0, host:in_flight())
   end)
 
+  it("bursts of calls with a one-hour timeout, answered at once, leave no slot tables behind", function()
+    -- A wide slot holds a burst's calls; its table used to keep that peak size (tens of KB
+    -- per slot) until the slot expired an hour later, though every call had ended.
+    local bursts, per_burst = math.max(10, math.floor(CALLS / 3000)), 1000
+    local done = 0
+    local function on_result() done = done + 1 end
+    local opts = { timeout = 3600 }
+    local function burst()
+      for i = 1, per_burst do rr.run_mfa(2 + i % 10, "rpcfix.echo", "noop", {}, on_result, opts) end
+      host:pump(100000)
+      host:advance(5.12) -- one wide slot per burst
+    end
+    for _ = 1, 2 do burst() end
+    local kb0 = full_gc()
+    for _ = 1, bursts do burst() end
+    local kb1 = full_gc()
+    assert.is_true(kb1 <= limit(kb0), string.format("memory grew from %.0f KB to %.0f KB over %d bursts", kb0, kb1,
+      bursts))
+    assert.equal((bursts + 2) * per_burst, done)
+    assert.equal(0, host:in_flight())
+  end)
+
   it(CALLS .. " run_mfa calls of a no-op function", function()
     local done = 0
     local function on_result() done = done + 1 end
