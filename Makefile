@@ -3,7 +3,8 @@
 #   make deps                 install the Debian packages the build and tests need (apt-get)
 #   make build [LUA=5.4]      build/lua5.4/remote_runner.so + build/lua5.4/svc_run_lua.so (symlink)
 #                             LUA = 5.4 (default) | 5.3 | 5.2 | 5.1 | jit (-> build/luajit/)
-#   make test                 cargo tests, then the busted specs (test_lua/*_spec.lua) on Lua 5.4
+#   make test                 cargo tests, then the busted specs (test_lua/*_spec.lua) on Lua 5.4,
+#                             then the C host test (tests/host: Lua states created and closed)
 #   make test-lua [LUA=5.3]   the busted specs on one Lua version only
 #   make test-all             cargo tests, then the busted specs on 5.4, 5.3, 5.2, 5.1 and LuaJIT
 #   make lint                 cargo fmt --check, cargo clippy -D warnings, luacheck
@@ -106,12 +107,25 @@ cargo-test:
 
 test: deps cargo-test build-$(DEFAULT_LUA)
 	bash $(ROOT)/scripts/run_busted.sh $(DEFAULT_LUA)
+	$(MAKE) --no-print-directory test-host
+
+# A C host like a game server's (Lua 5.4 linked statically, symbols exported with -Wl,-E)
+# that creates, uses and closes Lua states over and over; it fails if the heap grows with them.
+HOST_TEST := $(ROOT)/build/host/state_cycle
+$(HOST_TEST): $(ROOT)/tests/host/state_cycle.c | deps
+	mkdir -p $(dir $@)
+	gcc -O1 -Wall -Werror -I/usr/include/lua5.4 $< -o $@ -Wl,-E -l:liblua5.4.a -lm -ldl
+
+.PHONY: test-host
+test-host: build-5.4 $(HOST_TEST)
+	$(HOST_TEST) $(ROOT)/build/lua5.4
 
 test-lua: deps build-$(LUA)
 	bash $(ROOT)/scripts/run_busted.sh $(LUA)
 
 test-all: deps cargo-test build-all
 	bash $(ROOT)/scripts/run_busted.sh $(LUA_VERSIONS)
+	$(MAKE) --no-print-directory test-host
 
 # ---------------------------------------------------------------------------------------------
 # Lint

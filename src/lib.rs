@@ -6,16 +6,22 @@ pub mod bind;
 pub mod rpc;
 pub mod text;
 
-use mlua::prelude::*;
+use mlua::ffi::lua_State;
 
 /// `require("remote_runner")`
-#[mlua::lua_module(skip_memory_check)]
-fn remote_runner(lua: &Lua) -> LuaResult<LuaTable> {
-    bind::module::caller_side(lua)
+///
+/// # Safety
+/// Called by Lua's `require` as a C function.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn luaopen_remote_runner(l: *mut lua_State) -> isize {
+    bind::module::open_caller_side(l)
 }
 
 /// `require("svc_run_lua")`
-#[mlua::lua_module(skip_memory_check)]
-fn svc_run_lua(lua: &Lua) -> LuaResult<LuaTable> {
-    bind::module::service_side(lua)
+///
+/// # Safety
+/// Called by Lua's `require` as a C function.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn luaopen_svc_run_lua(l: *mut lua_State) -> isize {
+    bind::module::open_service_side(l)
 }
