@@ -290,13 +290,15 @@ local function untrack(id)
   local left = per_server[svr_id] - 1
   per_server[svr_id] = left > 0 and left or nil
   local slot = call[SLOT]
+  if not slot then return call end -- configure{clock} is rebuilding the wheel, without it yet
   local bucket = wheel[slot]
   if bucket then bucket[id] = nil end
   if call[TIMEOUT] > 10 then
-    -- nil when configure{clock} is rebuilding the wheel and has not rescheduled this call yet
     local calls = long_slot_calls[slot]
     if calls == 1 then
-      long_slot_calls[slot], wheel[slot] = nil, nil
+      long_slot_calls[slot] = nil
+      -- Short calls due in the same 10 ms share the bucket: it goes only when empty.
+      if bucket and next(bucket) == nil then wheel[slot] = nil end
     elseif calls then
       long_slot_calls[slot] = calls - 1
     end
@@ -588,7 +590,7 @@ local function expire_slot(slot)
       fail_later(call, "timeout", format("no answer within %g s", call[TIMEOUT]))
     end
   end
-  wheel[slot] = nil
+  wheel[slot], long_slot_calls[slot] = nil, nil
 end
 
 local function expire(now)
@@ -683,8 +685,12 @@ function M.configure(options)
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()
+    -- Every call leaves the old wheel first (this loop allocates nothing, so no finalizer runs
+    -- in it): a call that a finalizer ends before it is rescheduled is then not looked for in
+    -- the new wheel, where its old slot may be another call's.
+    for _, call in pairs(pending) do call[SLOT] = false end
     wheel, long_slot_calls = {}, {}
-    -- First: a deadline that is already over goes to the first slot poll will visit.
+    -- A deadline that is already over goes to the first slot poll will visit.
     next_slot = slot_of(now)
     for _, call in pairs(pending) do
       call[DEADLINE] = now + (call[DEADLINE] - old_now)

@@ -89,17 +89,19 @@ for v in "$@"; do
     fi
     failed=$((f + e))
     note=" (exit code $rc)"
-    # Our handler's count of every test that ended (support/counting_output.lua): a test that
-    # ended as failure or error without busted counting it is a failure too.
+    # Our handler's counts (support/counting_output.lua): tests that ended as failure or error,
+    # and blocks that failed without an event ("silent"), which busted's summary leaves out.
     ended="$(grep -E '^tests ended: ' "$log" | tail -n 1)"
     if [ -n "$ended" ]; then
-        read -r _ _ es _ ef _ ee _ _ _ <<<"${ended//,/}"
-        if [ $((ef + ee)) -gt "$failed" ]; then
-            note="$note (busted's summary missed $((ef + ee - failed)) failed test(s): counted)"
-            failed=$((ef + ee))
+        read -r _ _ es _ ef _ ee _ _ _ ex _ <<<"${ended//,/}"
+        counted=$((failed + ex))
+        if [ $((ef + ee)) -gt "$counted" ]; then counted=$((ef + ee)); fi
+        if [ "$counted" -gt "$failed" ]; then
+            note="$note (busted's summary missed $((counted - failed)) failure(s): counted)"
+            failed=$counted
         fi
         if [ "$es" -lt "$s" ]; then s=$es; fi
-    elif [ -n "$line" ]; then
+    elif [ -n "$line" ] && [[ " ${BUSTED_ARGS:-} " != *" --output"* && " ${BUSTED_ARGS:-} " != *" -o"* ]]; then
         failed=$((failed + 1))
         note="$note (no 'tests ended' count from support/counting_output.lua: counted as 1 failure)"
     fi

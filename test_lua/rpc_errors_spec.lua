@@ -790,6 +790,25 @@ describe("timeouts", function()
     assert.equal(0, host:in_flight())
   end)
 
+  it("a short call sharing a long call's slot still times out after the long one ends", function()
+    -- A wide slot's number is an ordinary 10 ms slot's too, so both calls share its bucket;
+    -- the long call leaving must not take the short one's entry with it.
+    local t = 0
+    rr.configure({ clock = function() return t end })
+    host:fault({ on = "request", action = "drop", times = 2 })
+    local long = host:call(2, "rpcfix.echo", "echo", { "long" }, { timeout = 15 }) -- slot 1501, widened to 1502
+    t = 5.015
+    local short = host:call(2, "rpcfix.echo", "echo", { "short" }, { timeout = 10 }) -- deadline 15.015: slot 1502
+    host:pump()
+    assert.is_true(rr.cancel(long.id))
+    rr.poll()
+    t = 16
+    rr.poll()
+    assert.equal("cancelled", long.err and long.err.kind)
+    assert.equal("timeout", short.err and short.err.kind)
+    assert.equal(0, host:in_flight())
+  end)
+
   it("the request carries the timeout budget (field 6, ms)", function()
     host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 5 })
     local bytes = host.requests[1].bytes
