@@ -84,7 +84,13 @@ pub unsafe extern "C-unwind" fn open_caller_side(l: *mut lua_State) -> isize {
 pub unsafe extern "C-unwind" fn open_service_side(l: *mut lua_State) -> isize {
     push_layer(l, SERVICE_SIDE, c"=svc_run_lua.lua");
     // The same module instance as `require("remote_runner")`, whatever loaded first.
-    ffi::lua_getglobal(l, c"require".as_ptr());
+    if ffi::lua_getglobal(l, c"require".as_ptr()) != ffi::LUA_TFUNCTION {
+        ffi::lua_pushstring(
+            l,
+            c"svc_run_lua: the global 'require' is needed to load remote_runner".as_ptr(),
+        );
+        ffi::lua_error(l);
+    }
     ffi::lua_pushstring(l, c"remote_runner".as_ptr());
     ffi::lua_call(l, 1, 1);
     push_core(l);
