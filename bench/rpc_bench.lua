@@ -34,12 +34,34 @@ rr.set_transport({
 })
 local ctx = {}
 
-local function one_call(fn_name, args, on_result)
-  rr.run_mfa(2, "bench_target", fn_name, args, on_result)
-  svc.RunMfa(ctx, pending_request)
+-- One call through `run_mfa` / `RunMfa` (remote_runner's, or the yardstick's).
+local function call_through(run_mfa, RunMfa, fn_name, args, on_result)
+  run_mfa(2, "bench_target", fn_name, args, on_result)
+  RunMfa(ctx, pending_request)
   local cb, reply = pending_cb, pending_reply
   pending_request, pending_cb, pending_reply = nil, nil, nil
   cb(reply)
+end
+
+local function one_call(fn_name, args, on_result)
+  call_through(rr.run_mfa, svc.RunMfa, fn_name, args, on_result)
+end
+
+-- bench/reference/callfloor.c, built by `make bench` (BENCH_REFERENCE_DIR): the same call with
+-- its bookkeeping in C around the same message functions, as a yardstick.
+local floor_run_mfa, floor_RunMfa
+local reference_dir = os.getenv("BENCH_REFERENCE_DIR")
+if reference_dir and reference_dir ~= "" then
+  package.cpath = package.cpath .. ";" .. reference_dir .. "/?.so"
+  local ok, make = pcall(require, "callfloor")
+  if ok then
+    floor_run_mfa, floor_RunMfa = make(rr._internal.core, {
+      request_svr = function(_, _, _, request, cb) pending_request, pending_cb = request, cb end,
+      reply_to = function(_, response) pending_reply = response end,
+    }, { bench_target = true }, package.loaded, debug.traceback)
+  else
+    io.stderr:write("WARNING: callfloor yardstick not loaded: ", tostring(make), "\n")
+  end
 end
 
 -- Microseconds per operation of each of `ops`: best of REPS runs of at least SECONDS each. The
@@ -72,31 +94,42 @@ for _, name in ipairs({ "P1", "P3" }) do
   local encode, decode = cjson.encode, cjson.decode
   local fn_names = { "noop", "echo" }
   local ops = { function() decode(encode(value)) end }
+  -- Each row: its label, its call, whether the target applies.
+  local rows = {}
   for _, fn_name in ipairs(fn_names) do
+    rows[#rows + 1] = { fn_name, function(...) return one_call(fn_name, ...) end, fn_name == "noop" }
+  end
+  if floor_run_mfa then
+    rows[#rows + 1] = { "floor", function(...) return call_through(floor_run_mfa, floor_RunMfa, "noop", ...) end }
+  end
+  for _, row in ipairs(rows) do
     -- Correctness once, before timing.
     local got
-    one_call(fn_name, value, function(...) got = select("#", ...) end)
-    local want = fn_name == "noop" and 0 or #value
+    row[2](value, function(...) got = select("#", ...) end)
+    local want = row[1] == "echo" and #value or 0
     if got ~= want then
-      io.stderr:write(string.format("FATAL: %s %s returned %s results, expected %d\n", name, fn_name,
+      io.stderr:write(string.format("FATAL: %s %s returned %s results, expected %d\n", name, row[1],
         tostring(got), want))
       os.exit(1)
     end
     local on_result = function() end
-    ops[#ops + 1] = function() one_call(fn_name, value, on_result) end
+    local call = row[2]
+    ops[#ops + 1] = function() call(value, on_result) end
   end
   local times = micros(ops)
   local cjson_us = times[1]
-  for i, fn_name in ipairs(fn_names) do
+  for i, row in ipairs(rows) do
     local us = times[i + 1]
     local ratio = us / cjson_us
-    local target = fn_name == "noop" and targets[name] or nil
+    local target = row[3] and targets[name] or nil
     local verdict = ""
     if target then
       verdict = string.format("<= %.2f %s", target, ratio <= target and "PASS" or "ABOVE")
       if ratio > target then failures = failures + 1 end
+    elseif row[1] == "floor" then
+      verdict = "yardstick: noop with C bookkeeping (bench/reference/callfloor.c)"
     end
-    print(string.format("%-4s %-6s %12.2f %14.2f %8.2f %s", name, fn_name, us, cjson_us, ratio, verdict))
+    print(string.format("%-4s %-6s %12.2f %14.2f %8.2f %s", name, row[1], us, cjson_us, ratio, verdict))
   end
 end
 local stats = rr.stats()

@@ -738,6 +738,7 @@ internal.workers = workers
 internal.transport_function = transport_function
 internal.local_routes = local_routes
 internal.on_response = on_response
+internal.core = core -- the Rust functions, also for the full-call yardstick of bench/rpc_bench.lua
 M._internal = internal
 
 return M
