@@ -342,6 +342,23 @@ describe("(b) what our caller sends reads with the legacy schema and plain load"
     host:pump()
   end)
 
+  it("arguments with a long leading hole (values in the hash part) arrive whole", function()
+    -- Positions 1000..2000 set in descending order live in the hash part, visited in hash
+    -- order: the hole before them is written once, whichever key comes first.
+    svc.allow("rpcfix.echo")
+    local args = { n = 2000 }
+    for i = 2000, 1000, -1 do args[i] = i end
+    local rec = host:call(2, "rpcfix.echo", "echo", args)
+    local req = assert(legacy.decode_request(host.requests[1].bytes))
+    local ok, t = loader.plain_load(req.arguments_dump)
+    assert(ok, t)
+    assert.equal(2000, t.n)
+    for i = 1, 2000 do assert.equal(i >= 1000 and i or nil, t[i], "position " .. i) end
+    host:pump()
+    assert.equal(2000, rec.results.n)
+    for i = 1, 2000 do assert.equal(i >= 1000 and i or nil, rec.results[i], "result " .. i) end
+  end)
+
   it("a cycle among the arguments (graph form) loads with plain load", function()
     svc.allow("rpcfix.echo")
     local a = { name = "a" }

@@ -13,6 +13,7 @@ use super::api::{
     bad_argument, bytes_at, guarded, key_number_at, number_at, push_bytes, type_name, Num,
 };
 use super::args::{check_option_names, limit_field, opts_table, string_field};
+use crate::text::error::EXCERPT_BYTES;
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
 use crate::text::writer::Writer;
@@ -82,6 +83,10 @@ struct Dumper<'a> {
     /// written as `nil` items, as serpent writes them, so that a legacy peer's
     /// `table.unpack` (which ignores `n`) still sees the values after a hole.
     holes_up_to: i64,
+    /// The last hole `fill_holes` could not fill: its start and the first position in it
+    /// that holds a value. A later key beyond that position fails at once instead of
+    /// rescanning the hole (which made arrays with a long leading hole quadratic).
+    blocked_hole: Option<(i64, i64)>,
 }
 
 impl Dumper<'_> {
@@ -384,10 +389,16 @@ impl Dumper<'_> {
         if k <= next || k > self.holes_up_to {
             return false;
         }
+        if let Some((start, filled)) = self.blocked_hole {
+            if start == next && k > filled {
+                return false;
+            }
+        }
         for j in next..k {
             let empty = ffi::lua_rawgeti(self.l, table, j as ffi::lua_Integer) == ffi::LUA_TNIL;
             ffi::lua_pop(self.l, 1);
             if !empty {
+                self.blocked_hole = Some((next, j));
                 return false;
             }
         }
@@ -441,14 +452,19 @@ unsafe fn push_path_key(l: *mut lua_State, path: &mut String, idx: c_int) {
     match ffi::lua_type(l, idx) {
         ffi::LUA_TSTRING => {
             let key = bytes_at(l, idx);
+            // A huge key is shown cut, so that the error message stays small.
+            let shown = &key[..key.len().min(EXCERPT_BYTES)];
+            let cut = if shown.len() < key.len() { "..." } else { "" };
             if is_identifier(key) {
                 path.push('.');
-                path.push_str(&String::from_utf8_lossy(key));
+                path.push_str(&String::from_utf8_lossy(shown));
+                path.push_str(cut);
             } else {
                 let mut quoted = Vec::new();
-                write_string(&mut quoted, key);
+                write_string(&mut quoted, shown);
                 path.push('[');
                 path.push_str(&String::from_utf8_lossy(&quoted));
+                path.push_str(cut);
                 path.push(']');
             }
         }
@@ -550,11 +566,13 @@ pub unsafe fn dump_at<R>(
             seen: 0,
             root_n,
             holes_up_to,
+            blocked_hole: None,
         };
         let mut outcome = dumper.walk(idx, Mode::Fast);
         if let Err(Failure::NeedGraph) = outcome {
             ffi::lua_settop(l, base);
             dumper.root_n = root_n;
+            dumper.blocked_hole = None;
             outcome = dumper.graph(idx);
         }
         ffi::lua_settop(l, base);

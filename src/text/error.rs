@@ -35,6 +35,22 @@ pub enum ParseErrorKind {
     Build(BuildError),
 }
 
+/// Longest piece of the input an error message quotes.
+pub const EXCERPT_BYTES: usize = 40;
+
+/// How an error message quotes a piece of the input: a huge token (a 15 MiB name) must not
+/// become a huge message.
+pub fn excerpt(text: &[u8]) -> String {
+    if text.len() <= EXCERPT_BYTES {
+        return String::from_utf8_lossy(text).into_owned();
+    }
+    format!(
+        "{}... ({} bytes)",
+        String::from_utf8_lossy(&text[..EXCERPT_BYTES]),
+        text.len()
+    )
+}
+
 /// Boxed, so that the `Result`s of the lexer's hot path stay small.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError(Box<Located>);

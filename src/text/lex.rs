@@ -348,7 +348,7 @@ impl<'a> Lexer<'a> {
             }
             None => Err(self.err(
                 start,
-                ParseErrorKind::MalformedNumber(String::from_utf8_lossy(text).into_owned()),
+                ParseErrorKind::MalformedNumber(super::error::excerpt(text)),
             )),
         }
     }

@@ -285,11 +285,10 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
         if is_keyword(name) {
             return Err(self.unexpected("a value"));
         }
-        self.locals.iter().position(|&n| n == name).ok_or_else(|| {
-            self.err(ParseErrorKind::GlobalName(
-                String::from_utf8_lossy(name).into_owned(),
-            ))
-        })
+        self.locals
+            .iter()
+            .position(|&n| n == name)
+            .ok_or_else(|| self.err(ParseErrorKind::GlobalName(super::error::excerpt(name))))
     }
 
     /// `local(.name | [value])+ = value`
