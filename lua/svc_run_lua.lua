@@ -7,6 +7,7 @@ local settings, log, describe = internal.settings, internal.log, internal.descri
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
 local type, pcall, require, format, rawget = type, pcall, require, string.format, rawget
+local getmetatable, dump = getmetatable, core.dump
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
   coroutine.resume
 local loaded = package.loaded
@@ -84,9 +85,26 @@ local function end_job(state)
   return true
 end
 
+-- Limits for writing a table error value into the error message.
+local ERROR_VALUE_OPTS = { maxdepth = 16, maxbytes = 4096 }
+
+-- The message for a served function's error value. Game code often raises tables
+-- (`error({code = 42})`): one without __tostring is sent as its dump text, `{code=42}`, rather
+-- than as `table: 0x...`. Anything else (and a table that cannot be dumped) goes through describe.
+local function error_message(err)
+  if type(err) == "table" then
+    local mt = getmetatable(err)
+    if type(mt) ~= "table" or rawget(mt, "__tostring") == nil then
+      local ok, text = pcall(dump, err, ERROR_VALUE_OPTS)
+      if ok then return text end
+    end
+  end
+  return describe(err)
+end
+
 -- A served function that raised (or yielded outside rr.call): the error reply.
 function internal.served_failure(state, err, remote_traceback)
-  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", describe(err), remote_traceback) end
+  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", error_message(err), remote_traceback) end
 end
 
 -- Idle worker coroutines and their states. A worker runs one job after another; the reply

@@ -235,6 +235,8 @@ local SCENARIOS = {
       svc.allow("rpcfix.echo")
       return 2, "rpcfix.echo", "raise_table", {}
     end,
+    -- Its contents, not "table: 0x...": game code raises tables such as {code = 42}.
+    check = function(err) assert.equal("{code=42}", err.message) end,
   },
   {
     name = "runtime: the function returned something it cannot send",
