@@ -7,7 +7,8 @@ local settings, log, describe = internal.settings, internal.log, internal.descri
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
 local type, pcall, require, format, rawget = type, pcall, require, string.format, rawget
-local getmetatable, dump = getmetatable, core.dump
+-- The real metatable, past a __metatable field: tostring looks at that one for __tostring.
+local getmetatable, dump = debug.getmetatable, core.dump
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
   coroutine.resume
 local loaded = package.loaded

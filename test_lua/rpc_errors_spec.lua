@@ -542,6 +542,23 @@ describe("error objects", function()
     assert.is_truthy(has(rec.err.message, "\n"), "the message itself keeps its lines")
     assert.is_truthy(has(tostring(rec.err), "first line | second line | third"), tostring(rec.err))
   end)
+  it("a table error value is sent as its text, or through its __tostring", function()
+    package.loaded["errvalues"] = {
+      plain = function() error({ code = 42 }) end,
+      -- __metatable hides the metatable from getmetatable, not from tostring.
+      locked = function()
+        error(setmetatable({ secret = 1 }, { __metatable = "locked", __tostring = function() return "LockedError" end }))
+      end,
+    }
+    svc.allow("errvalues")
+    local plain = host:call(2, "errvalues", "plain", {})
+    local locked = host:call(2, "errvalues", "locked", {})
+    host:pump()
+    package.loaded["errvalues"] = nil
+    assert.equal("{code=42}", plain.err and plain.err.message)
+    assert.equal("LockedError", locked.err and locked.err.message)
+  end)
+
   it("tostring(err) keeps a message's text after a zero byte", function()
     svc.allow("rpcfix.echo")
     local rec = host:call(2, "rpcfix.echo", "raise", { "before\0after" })
