@@ -20,6 +20,8 @@ local SERVICE, METHOD = "svr.RunLua", "RunMfa"
 -- Timeouts are kept in slots of this many seconds; a call times out on the first poll after
 -- the end of its slot.
 local SLOT_SECONDS = 0.01
+-- Calls with a timeout above this many seconds share wider slots (see schedule).
+local LONG_TIMEOUT = 10
 -- A nested call whose caller's budget is (nearly) spent still gets this long.
 local MIN_TIMEOUT = 0.001
 local MAX_BUDGET_MS = 4294967295
@@ -58,7 +60,7 @@ local next_call_id = 1
 local pending = {}    -- call id -> call record
 local per_server = {} -- server id -> calls in flight
 local wheel = {}      -- timeout slot -> { [call id] = record }; a bucket lives until its slot expires
-local long_slot_calls = {} -- slot of calls with a timeout above 10 s -> how many are in it
+local long_slot_calls = {} -- slot of calls with a timeout above LONG_TIMEOUT -> how many are in it
 local next_slot = nil -- the first slot poll has not handled yet
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
@@ -247,11 +249,8 @@ end
 
 local function schedule(call)
   local timeout = call[TIMEOUT]
-  -- slot_of(deadline), written out: this runs for every call.
-  local slot = call[DEADLINE] / SLOT_SECONDS
-  local frac = slot % 1
-  if frac == frac then slot = slot - frac + 1 end
-  if timeout > 10 and timeout < math.huge then
+  local slot = slot_of(call[DEADLINE])
+  if timeout > LONG_TIMEOUT and timeout < math.huge then
     -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
     -- such a call fires up to 0.2% late, and the wheel holds 500 to 1,000 slots per timeout
     -- length instead of one per 10 ms.
@@ -262,7 +261,7 @@ local function schedule(call)
   -- Never a slot poll has already passed, which it would never visit again: a deadline that
   -- was already over when configure{clock} moved it, or a clock that went back.
   if next_slot and slot < next_slot then slot = next_slot end
-  if timeout > 10 then
+  if timeout > LONG_TIMEOUT then
     -- A long-lived slot (wide, or the one of calls without a timeout) counts its calls, so that
     -- its table goes with its last call instead of keeping its peak size until it expires.
     long_slot_calls[slot] = (long_slot_calls[slot] or 0) + 1
@@ -293,7 +292,7 @@ local function untrack(id)
   if not slot then return call end -- configure{clock} is rebuilding the wheel, without it yet
   local bucket = wheel[slot]
   if bucket then bucket[id] = nil end
-  if call[TIMEOUT] > 10 then
+  if call[TIMEOUT] > LONG_TIMEOUT then
     local calls = long_slot_calls[slot]
     if calls == 1 then
       long_slot_calls[slot] = nil
@@ -411,9 +410,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     end
     return id
   end
-  -- transport_function("request_svr"), written out: this runs for every call.
-  local functions = transport or rawget(_G, "c_rpc")
-  local request_svr = type(functions) == "table" and functions.request_svr or nil
+  local request_svr = transport_function("request_svr")
   local err
   if request_svr == nil then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
