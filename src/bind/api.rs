@@ -27,11 +27,7 @@ pub unsafe fn number_at(l: *mut lua_State, idx: c_int) -> Num {
 /// # Safety
 /// `idx` must hold a number.
 pub unsafe fn integer_at(l: *mut lua_State, idx: c_int) -> Option<i64> {
-    match number_at(l, idx) {
-        Num::Int(i) => Some(i),
-        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
-        Num::Float(_) => None,
-    }
+    number_at(l, idx).as_integer()
 }
 
 /// `number_at` for a table key, in one call on Lua 5.3+: a float key with an integral value

@@ -515,11 +515,7 @@ fn setting_names(root_name: &str) -> (&'static str, &'static str) {
 
 /// The array position a numeric key stands for, or 0 when it is not a whole number.
 fn position(num: Num) -> i64 {
-    match num {
-        Num::Int(k) => k,
-        Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
-        Num::Float(_) => 0,
-    }
+    num.as_integer().unwrap_or(0)
 }
 
 /// Writes the value at `idx` (absolute) and hands the text to `emit`; the stack is left as

@@ -14,6 +14,16 @@ impl Num {
             Num::Float(f) => f,
         }
     }
+
+    /// The integer this number holds: an integer, or a float with an integral value small
+    /// enough to be exact.
+    pub fn as_integer(self) -> Option<i64> {
+        match self {
+            Num::Int(i) => Some(i),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+            Num::Float(_) => None,
+        }
+    }
 }
 
 impl std::ops::Neg for Num {
