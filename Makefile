@@ -114,7 +114,7 @@ test: deps cargo-test build-$(DEFAULT_LUA)
 HOST_TEST := $(ROOT)/build/host/state_cycle
 $(HOST_TEST): $(ROOT)/tests/host/state_cycle.c | deps
 	mkdir -p $(dir $@)
-	gcc -O1 -Wall -Werror -I/usr/include/lua5.4 $< -o $@ -Wl,-E -l:liblua5.4.a -lm -ldl
+	$(CC) -O1 -Wall -Werror -I/usr/include/lua5.4 $< -o $@ -Wl,-E -l:liblua5.4.a -lm -ldl
 
 .PHONY: test-host
 test-host: build-5.4 $(HOST_TEST)
