@@ -125,8 +125,16 @@ pub fn c_function(f: RawFunction) -> ffi::lua_CFunction {
     unsafe { std::mem::transmute::<RawFunction, ffi::lua_CFunction>(f) }
 }
 
-/// Runs the body of a C function, turning a returned error into a Lua error and a panic
-/// into a Lua error too, so that no panic crosses into the host.
+/// Runs the body of a C function, turning a returned error into a Lua error and, on PUC Lua,
+/// a panic into a Lua error too, so that no panic crosses into the host.
+///
+/// A Lua error raised inside a body (out of memory, a finalizer's error that Lua 5.1-5.3 and
+/// LuaJIT pass on from a collection step, an options table's metamethod) must reach the
+/// caller as a Lua error. PUC Lua raises with `longjmp`, which `catch_unwind` does not see.
+/// LuaJIT throws an exception instead, and `catch_unwind` turns a foreign exception into a
+/// process abort; so on LuaJIT the body runs without it: Lua errors unwind through our
+/// frames (dropping what they hold), and a panic, which would be a bug of ours, aborts with
+/// Rust's message rather than taking every Lua error down with it.
 ///
 /// # Safety
 /// A valid state, called as a C function.
@@ -135,14 +143,23 @@ pub unsafe fn guarded(
     name: &str,
     body: impl FnOnce() -> Result<c_int, String>,
 ) -> isize {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-    let msg = match outcome {
-        Ok(Ok(n)) => return n as isize,
-        Ok(Err(msg)) => msg,
-        Err(_) => format!("remote_runner: internal error in '{name}' (please report it)"),
+    let msg = if LUA_ERRORS_ARE_EXCEPTIONS {
+        match body() {
+            Ok(n) => return n as isize,
+            Err(msg) => msg,
+        }
+    } else {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+            Ok(Ok(n)) => return n as isize,
+            Ok(Err(msg)) => msg,
+            Err(_) => format!("remote_runner: internal error in '{name}' (please report it)"),
+        }
     };
     raise(l, msg)
 }
+
+/// LuaJIT on x86-64 raises Lua errors as exceptions that unwind the native stack.
+const LUA_ERRORS_ARE_EXCEPTIONS: bool = cfg!(feature = "luajit");
 
 /// `bad argument #n to 'fname' (what)`, Lua's own wording.
 pub fn bad_argument(n: c_int, fname: &str, what: impl std::fmt::Display) -> String {

@@ -2,10 +2,10 @@
 
 use super::api::{bad_argument, number_at, type_name, Num};
 use mlua::ffi::{self, lua_State};
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::os::raw::c_int;
 
-/// Positive integer field `name` of the options table that is argument `arg`, if present.
+/// Positive integer `field` of the options table that is argument `arg`, if present.
 ///
 /// # Safety
 /// Argument `arg` is a table; one free stack slot.
@@ -13,10 +13,10 @@ pub unsafe fn limit_field(
     l: *mut lua_State,
     arg: c_int,
     fname: &str,
-    name: &str,
+    field: &CStr,
 ) -> Result<Option<usize>, String> {
-    let key = CString::new(name).expect("field names have no NUL");
-    ffi::lua_getfield(l, arg, key.as_ptr());
+    // A static key: a Lua error from a metamethod here must find nothing of ours to free.
+    ffi::lua_getfield(l, arg, field.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
         // `as usize` saturates, so a huge float (math.huge too) means "no practical limit".
@@ -32,6 +32,7 @@ pub unsafe fn limit_field(
     };
     ffi::lua_pop(l, 1);
     value.map_err(|got| {
+        let name = field.to_string_lossy();
         bad_argument(
             arg,
             fname,
@@ -78,7 +79,7 @@ pub unsafe fn check_option_names(l: *mut lua_State, arg: c_int, fname: &str) -> 
     Ok(())
 }
 
-/// String field `name` of the options table that is argument `arg`, if present.
+/// String `field` of the options table that is argument `arg`, if present.
 ///
 /// # Safety
 /// Argument `arg` is a table; one free stack slot.
@@ -86,10 +87,9 @@ pub unsafe fn string_field(
     l: *mut lua_State,
     arg: c_int,
     fname: &str,
-    name: &str,
+    field: &CStr,
 ) -> Result<Option<String>, String> {
-    let key = CString::new(name).expect("field names have no NUL");
-    ffi::lua_getfield(l, arg, key.as_ptr());
+    ffi::lua_getfield(l, arg, field.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
         ffi::LUA_TSTRING => Ok(Some(
@@ -98,7 +98,11 @@ pub unsafe fn string_field(
         _ => Err(bad_argument(
             arg,
             fname,
-            format!("opts.{name} must be a string, got {}", type_name(l, -1)),
+            format!(
+                "opts.{} must be a string, got {}",
+                field.to_string_lossy(),
+                type_name(l, -1)
+            ),
         )),
     };
     ffi::lua_pop(l, 1);

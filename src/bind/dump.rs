@@ -13,6 +13,7 @@ use super::api::{
     bad_argument, bytes_at, guarded, key_number_at, number_at, push_bytes, type_name, Num,
 };
 use super::args::{check_option_names, limit_field, opts_table, string_field};
+use super::scratch_slot::with_scratch;
 use crate::text::error::EXCERPT_BYTES;
 use crate::text::escape::{is_identifier, write_string};
 use crate::text::limits::DumpLimits;
@@ -493,13 +494,13 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
     let mut name = None;
     if opts_table(l, 2, "dump")? {
         check_option_names(l, 2, "dump")?;
-        if let Some(v) = limit_field(l, 2, "dump", "maxdepth")? {
+        if let Some(v) = limit_field(l, 2, "dump", c"maxdepth")? {
             limits.max_depth = v;
         }
-        if let Some(v) = limit_field(l, 2, "dump", "maxbytes")? {
+        if let Some(v) = limit_field(l, 2, "dump", c"maxbytes")? {
             limits.max_bytes = v;
         }
-        name = string_field(l, 2, "dump", "name")?;
+        name = string_field(l, 2, "dump", c"name")?;
     }
     Ok((limits, name))
 }
@@ -534,19 +535,7 @@ pub unsafe fn dump_at<R>(
     holes_up_to: i64,
     emit: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, String> {
-    SCRATCH.with(|cell| {
-        let mut fresh;
-        let mut borrowed;
-        let scratch: &mut Scratch = match cell.try_borrow_mut() {
-            Ok(b) => {
-                borrowed = b;
-                &mut borrowed
-            }
-            Err(_) => {
-                fresh = Scratch::new();
-                &mut fresh
-            }
-        };
+    with_scratch(l, &SCRATCH, |scratch: &mut Scratch| {
         let base = ffi::lua_gettop(l);
         scratch.writer.clear();
         scratch.visited.clear();

@@ -5,6 +5,7 @@ use super::api::{
     bad_argument, bytes_at, guarded, integer_at, push_bytes, push_int, type_name, HAS_INTEGERS,
 };
 use super::args::{check_option_names, limit_field, opts_table};
+use super::scratch_slot::with_scratch;
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::limits::LoadLimits;
 use crate::text::parse::{parse_values_with, parse_with, ParseScratch};
@@ -287,13 +288,13 @@ unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
     let mut limits = LoadLimits::default();
     if opts_table(l, 2, "load")? {
         check_option_names(l, 2, "load")?;
-        if let Some(v) = limit_field(l, 2, "load", "maxdepth")? {
+        if let Some(v) = limit_field(l, 2, "load", c"maxdepth")? {
             limits.max_depth = v;
         }
-        if let Some(v) = limit_field(l, 2, "load", "maxbytes")? {
+        if let Some(v) = limit_field(l, 2, "load", c"maxbytes")? {
             limits.max_bytes = v;
         }
-        if let Some(v) = limit_field(l, 2, "load", "maxnodes")? {
+        if let Some(v) = limit_field(l, 2, "load", c"maxnodes")? {
             limits.max_nodes = v;
         }
     }
@@ -348,6 +349,18 @@ unsafe fn load(
     limits: &LoadLimits,
     values: bool,
 ) -> Result<Loaded, String> {
+    with_scratch(l, &PARSE_SCRATCH, |scratch| {
+        load_with(l, text, limits, values, scratch)
+    })
+}
+
+unsafe fn load_with(
+    l: *mut lua_State,
+    text: &[u8],
+    limits: &LoadLimits,
+    values: bool,
+    scratch: &mut ParseScratch,
+) -> Result<Loaded, String> {
     let base = ffi::lua_gettop(l);
     if ffi::lua_checkstack(l, 8) == 0 {
         return Err("out of Lua stack".into());
@@ -360,17 +373,11 @@ unsafe fn load(
         top,
         reserved: top + 7,
     };
-    let run = |builder: &mut LuaBuilder, scratch: &mut ParseScratch| {
-        if values {
-            parse_values_with(text, limits, builder, scratch)
-        } else {
-            parse_with(text, limits, builder, scratch).map(|()| None)
-        }
+    let parsed = if values {
+        parse_values_with(text, limits, &mut builder, scratch)
+    } else {
+        parse_with(text, limits, &mut builder, scratch).map(|()| None)
     };
-    let parsed = PARSE_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => run(&mut builder, &mut scratch),
-        Err(_) => run(&mut builder, &mut ParseScratch::default()),
-    });
     match parsed {
         Ok(None) => {
             // The value takes the locals slot's place.
