@@ -6,3 +6,4 @@ pub mod dump;
 pub mod load;
 pub mod module;
 pub mod rpc;
+pub mod scratch_slot;

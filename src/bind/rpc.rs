@@ -9,6 +9,7 @@ use super::api::{
 };
 use super::dump::dump_at;
 use super::load::{load_values, Loaded};
+use super::scratch_slot::with_scratch;
 use crate::rpc::wire::{
     read_request, read_response, write_request, write_response, RequestView, ResponseView,
 };
@@ -50,18 +51,19 @@ unsafe fn push_message(
     what: &str,
     write: impl FnOnce(&mut Vec<u8>),
 ) -> Result<(), String> {
-    MESSAGE.with(|cell| {
-        let mut out = cell.take();
+    // Pushed from the thread's buffer in place: a copy of it on the Rust stack would leak if
+    // the push raised a Lua error on PUC Lua.
+    with_scratch(l, &MESSAGE, |out: &mut Vec<u8>| {
         out.clear();
-        write(&mut out);
+        write(out);
         let result = if out.len() > max_bytes {
             Err(too_large(what, out.len(), max_bytes))
         } else {
-            push_bytes(l, &out);
+            push_bytes(l, out);
             Ok(())
         };
-        if out.capacity() <= KEEP_BUFFER_BYTES {
-            cell.replace(out);
+        if out.capacity() > KEEP_BUFFER_BYTES {
+            *out = Vec::new();
         }
         result
     })
