@@ -4,15 +4,19 @@
 -- Each operation of the module runs many times while finalizers that raise are pending. One
 -- line per operation: "<name> raised=<calls that raised> wrong=<calls that returned a wrong
 -- result> other=<calls that raised something else> after=<ok|wrong>" ("after": the operation
--- once the finalizers are gone).
+-- once the finalizers are gone). Then each runs while finalizers call the module themselves,
+-- re-entering it: "reentrant <name> calls=<finalizer calls inside it> wrong=<wrong results,
+-- inside or out>".
 local build_dir = assert(arg[1], "usage: finalizer_errors.lua BUILD_DIR")
 package.cpath = build_dir .. "/?.so;" .. package.cpath
 local rr = require("remote_runner")
 local core = rr._internal.core
 
 local armed = false
+-- What an armed finalizer does: raise, or call the module (set below).
+local on_finalize = function() error("finalizer boom") end
 local function failing_finalizer()
-  if armed then error("finalizer boom") end
+  if armed then on_finalize() end
 end
 
 local make_garbage
@@ -85,4 +89,28 @@ for _, op in ipairs(operations) do
   collectgarbage()
   print(("%s raised=%d wrong=%d other=%d after=%s"):format(name, raised, wrong, other,
     run() and "ok" or "wrong"))
+end
+
+-- Re-entered from finalizers: the inner call finds the scratch of the outer one taken.
+local inner_calls, inner_wrong = 0, 0
+on_finalize = function()
+  armed = false
+  inner_calls = inner_calls + 1
+  local ok, v = rr.load(text)
+  if not (ok and v[100].name == "item_100") or rr.dump(graph) ~= graph_text then
+    inner_wrong = inner_wrong + 1
+  end
+  armed = true
+end
+for _, op in ipairs(operations) do
+  local name, run = op[1], op[2]
+  inner_calls, inner_wrong = 0, 0
+  local wrong = 0
+  for _ = 1, 400 do
+    make_garbage(20)
+    local ok, result = pcall(run)
+    armed = false
+    if not ok or result ~= true then wrong = wrong + 1 end
+  end
+  print(("reentrant %s calls=%d wrong=%d"):format(name, inner_calls, wrong + inner_wrong))
 end
