@@ -111,20 +111,21 @@ test: deps cargo-test build-$(DEFAULT_LUA)
 
 # C hosts like a game server's (Lua 5.4 linked statically, symbols exported with -Wl,-E):
 # state_cycle creates, uses and closes Lua states over and over and fails if the heap grows
-# with them; out_of_memory makes the Lua allocator fail at every point of each operation and
-# fails if that loses memory. glibc's per-thread cache keeps freed blocks counted as in use,
-# so it is turned off for the heap figures to be exact.
-HOST_TESTS := $(ROOT)/build/host/state_cycle $(ROOT)/build/host/out_of_memory
+# with them; out_of_memory makes the Lua allocator fail at every point of each codec
+# operation, and rpc_out_of_memory at every point of a whole RPC flow (tests/host/rpc_flow.lua),
+# and fail if that loses memory or breaks a promise. glibc's per-thread cache keeps freed blocks
+# counted as in use, so it is turned off for the heap figures to be exact.
+HOST_TESTS := state_cycle out_of_memory rpc_out_of_memory
+HOST_RUN := GLIBC_TUNABLES=glibc.malloc.tcache_count=0
 $(ROOT)/build/host/%: $(ROOT)/tests/host/%.c | deps
 	mkdir -p $(dir $@)
 	$(CC) -O1 -Wall -Werror -I/usr/include/lua5.4 $< -o $@ -Wl,-E -l:liblua5.4.a -lm -ldl
 
 .PHONY: test-host
-test-host: build-5.4 $(HOST_TESTS)
-	@set -e; for t in $(HOST_TESTS); do \
-	  echo "GLIBC_TUNABLES=glibc.malloc.tcache_count=0 $$t build/lua5.4"; \
-	  GLIBC_TUNABLES=glibc.malloc.tcache_count=0 $$t $(ROOT)/build/lua5.4; \
-	done
+test-host: build-5.4 $(addprefix $(ROOT)/build/host/,$(HOST_TESTS))
+	cd $(ROOT) && $(HOST_RUN) build/host/state_cycle build/lua5.4
+	cd $(ROOT) && $(HOST_RUN) build/host/out_of_memory build/lua5.4
+	cd $(ROOT) && $(HOST_RUN) build/host/rpc_out_of_memory build/lua5.4 tests/host/rpc_flow.lua
 
 test-lua: deps build-$(LUA)
 	bash $(ROOT)/scripts/run_busted.sh $(LUA)
@@ -135,15 +136,15 @@ test-all: deps cargo-test build-all
 
 # ---------------------------------------------------------------------------------------------
 # Lint
-LUACHECK_DIRS = $(wildcard $(addprefix $(ROOT)/,lua test_lua bench examples))
+LUACHECK_DIRS = $(wildcard $(addprefix $(ROOT)/,lua test_lua bench examples tests/host))
 
 .PHONY: lint
 lint: deps
 	cd $(ROOT) && $(CARGO) fmt --all -- --check
 	cd $(ROOT) && $(CARGO_TEST_ENV) $(CARGO) clippy --release --all-targets -- -D warnings
 	@if [ -n "$(LUACHECK_DIRS)" ]; then \
-	  echo "cd $(ROOT) && luacheck $(notdir $(LUACHECK_DIRS))"; \
-	  cd $(ROOT) && luacheck $(notdir $(LUACHECK_DIRS)); \
+	  echo "cd $(ROOT) && luacheck $(patsubst $(ROOT)/%,%,$(LUACHECK_DIRS))"; \
+	  cd $(ROOT) && luacheck $(patsubst $(ROOT)/%,%,$(LUACHECK_DIRS)); \
 	fi
 
 # ---------------------------------------------------------------------------------------------

@@ -185,8 +185,21 @@ if select(2, xpcall(function(x) return x end, traceback, true)) ~= true then
   end
 end
 
+-- Running out of memory raises a Lua error at any allocation, and a finalizer's error may too
+-- (Lua 5.1-5.3, LuaJIT). The books are kept so that neither strands a call: whatever a step
+-- allocates (the error object, the queue item and its position, a stats key) is made before
+-- the call leaves the books, and it leaves them just before its callback runs or its outcome is
+-- queued. A failure on the way leaves the call in flight, to be answered or to time out.
+
+-- Makes the stats key of a failure kind, so that counting one allocates nothing.
+local function reserve_failure(kind)
+  local failed = stats.failed
+  if not failed[kind] then failed[kind] = 0 end
+end
+
 local function count_failure(kind)
-  stats.failed[kind] = (stats.failed[kind] or 0) + 1
+  local failed = stats.failed
+  failed[kind] = failed[kind] + 1
 end
 
 -- A user callback's failure is logged with its traceback, never raised into the transport or poll.
@@ -194,9 +207,7 @@ local function callback_failed(err)
   log("error", "callback failed: " .. describe(err))
 end
 
-local function fail_now(call, kind, message, remote_traceback)
-  count_failure(kind)
-  local err = new_error(kind, message, call, remote_traceback)
+local function fire_error(call, err)
   local on_error = call[ON_ERROR]
   if on_error then
     local ok, callback_err = xpcall_args(on_error, traceback, err)
@@ -206,34 +217,29 @@ local function fail_now(call, kind, message, remote_traceback)
   end
 end
 
--- Fires the callback of `true, results...` or `false, kind, message, remote traceback`
--- (decode_response's return values). On the success path of every call: one function, so
--- the results are passed on as varargs once.
-local function deliver_now(call, ok, ...)
-  if not ok then return fail_now(call, ...) end
-  completed = completed + 1
+local function fire_results(call, ...)
   local on_result = call[ON_RESULT]
   if on_result then
-    local callback_ok, err = xpcall_args(on_result, traceback, ...)
-    if not callback_ok then callback_failed(err) end
+    local ok, err = xpcall_args(on_result, traceback, ...)
+    if not ok then callback_failed(err) end
   end
 end
 
--- Queues an outcome for the next poll: true and the results packed, or false, kind, message,
--- remote traceback.
-local function enqueue(call, ok, a, b, c)
-  queue_tail = queue_tail + 1
-  queue[queue_tail] = { call, ok, a, b, c }
+-- The next queue position, made now and filled later. The tail moves first: a finalizer that
+-- queues something while the position is made takes the next one. If making it fails, the
+-- position stays a hole, which poll skips.
+local function queue_slot()
+  local tail = queue_tail + 1
+  queue_tail = tail
+  queue[tail] = false
+  return tail
 end
 
+-- Queues the failure of a call that is not on the books (refused before it was sent).
 local function fail_later(call, kind, message)
-  enqueue(call, false, kind, message)
-end
-
--- deliver_now, or at the next poll when a call to this server is still inside run_mfa.
-local function deliver(call, ok, ...)
-  if inside_run_mfa == 0 then return deliver_now(call, ok, ...) end
-  if ok then enqueue(call, true, pack(...)) else enqueue(call, false, ...) end
+  local item = { call, false, new_error(kind, message, call) }
+  reserve_failure(kind)
+  queue[queue_slot()] = item
 end
 
 ------------------------------------------------------------------------------------------------
@@ -261,12 +267,6 @@ local function schedule(call)
   -- Never a slot poll has already passed, which it would never visit again: a deadline that
   -- was already over when configure{clock} moved it, or a clock that went back.
   if next_slot and slot < next_slot then slot = next_slot end
-  if timeout > LONG_TIMEOUT then
-    -- A long-lived slot (wide, or the one of calls without a timeout) counts its calls, so that
-    -- its table goes with its last call instead of keeping its peak size until it expires.
-    long_slot_calls[slot] = (long_slot_calls[slot] or 0) + 1
-  end
-  call[SLOT] = slot
   local bucket = wheel[slot]
   if not bucket then
     bucket = {}
@@ -274,7 +274,14 @@ local function schedule(call)
     local made = wheel[slot]
     if made then bucket = made else wheel[slot] = bucket end
   end
+  -- A long-lived slot (wide, or the one of calls without a timeout) counts its calls, so that
+  -- its table goes with its last call instead of keeping its peak size until it expires. The
+  -- count's key and the bucket's entry are made before anything is counted.
+  local long = timeout > LONG_TIMEOUT
+  if long and not long_slot_calls[slot] then long_slot_calls[slot] = 0 end
   bucket[call[ID]] = call
+  if long then long_slot_calls[slot] = long_slot_calls[slot] + 1 end
+  call[SLOT] = slot
 end
 
 -- Removes a call from the books; nil if it was not in flight (timed out, answered, cancelled).
@@ -305,21 +312,54 @@ local function untrack(id)
   return call
 end
 
+-- Ends call `id` (`call`) with a failure delivered at the next poll; false if it was no longer
+-- in flight.
+local function fail_tracked_later(id, call, kind, message, remote_traceback)
+  local item = { call, false, new_error(kind, message, call, remote_traceback) }
+  reserve_failure(kind)
+  local at = queue_slot()
+  if not untrack(id) then return false end
+  queue[at] = item
+  return true
+end
+
+-- Ends call `id` (`call`) with decode_response's values, `true, results...` or `false, kind,
+-- message, remote traceback`: its callback runs now, or at the next poll while a call to this
+-- server is still inside run_mfa. On the success path of every call: one function, so the
+-- results are passed on as varargs once.
+local function settle(id, call, ok, ...)
+  if inside_run_mfa == 0 then
+    if ok then
+      if not untrack(id) then return end
+      completed = completed + 1
+      return fire_results(call, ...)
+    end
+    local kind, message, remote_traceback = ...
+    local err = new_error(kind, message, call, remote_traceback)
+    reserve_failure(kind)
+    if not untrack(id) then return end
+    count_failure(kind)
+    return fire_error(call, err)
+  end
+  if not ok then return fail_tracked_later(id, call, ...) end
+  local item = { call, true, pack(...) }
+  local at = queue_slot()
+  if untrack(id) then queue[at] = item end
+end
+
 local function on_response(id, content, transport_error)
   -- Received bytes count whether or not the call still waits for them.
   local is_bytes = type(content) == "string"
   if is_bytes then bytes_in = bytes_in + #content end
-  local call = untrack(id)
+  local call = pending[id]
   if not call then
     stats.late_replies = stats.late_replies + 1
     return
   end
   if not is_bytes then
-    return deliver(call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
+    return settle(id, call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
   end
-  -- deliver, without its extra call when nothing waits for the next poll.
-  local deliver_fn = inside_run_mfa == 0 and deliver_now or deliver
-  return deliver_fn(call, decode_response(content, max_depth, max_bytes, id))
+  return settle(id, call, decode_response(content, max_depth, max_bytes, id))
 end
 
 -- `name` of the transport: the one set with set_transport, else the global c_rpc's, looked up
@@ -333,6 +373,11 @@ end
 -- Contexts of requests to this server itself (weak keys) -> the id of the call: svc_run_lua
 -- hands their replies to internal.on_response instead of the transport.
 local local_routes = setmetatable({}, { __mode = "k" })
+
+-- The call to this server itself whose serving raised.
+local function fail_local(id, call, err)
+  return fail_tracked_later(id, call, "transport", "serving the call on this server failed: " .. describe(err))
+end
 
 -- A request to this server itself: served here, its reply routed back to on_response.
 local function send_local(id, request)
@@ -390,12 +435,19 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
       to_server, tostring(svr_id)))
     return id
   end
-  -- In flight from here: counted, and in its timeout slot. Each count is read and written in
-  -- one statement, which no finalizer can interrupt.
+  local on_reply
+  if svr_id ~= self_id then
+    on_reply = function(content, transport_error) return on_response(id, content, transport_error) end
+  end
+  -- In flight from here: in its timeout slot, on the books, counted. What allocates comes
+  -- first (a failure there leaves at most a call in a slot that is not on the books, which its
+  -- slot's expiry drops); each count is read and written in one statement, which no finalizer
+  -- can interrupt.
+  if not per_server[svr_id] then per_server[svr_id] = 0 end
+  schedule(call)
   pending[id] = call
   in_flight = in_flight + 1
-  per_server[svr_id] = (per_server[svr_id] or 0) + 1
-  schedule(call)
+  per_server[svr_id] = per_server[svr_id] + 1
   if next_slot == nil then next_slot = slot_of(now) end
   if svr_id == self_id then
     -- Counted before it is served: the reply may come back inside send_local.
@@ -404,9 +456,14 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     inside_run_mfa = inside_run_mfa + 1
     local ok, err = pcall(send_local, id, request)
     inside_run_mfa = inside_run_mfa - 1
-    -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout.
-    if not ok and untrack(id) then
-      fail_later(call, "transport", "serving the call on this server failed: " .. describe(err))
+    -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout;
+    -- if even that fails (out of memory), it ends without a callback, and run_mfa raises.
+    if not ok and pending[id] == call then
+      local queued, queue_error = pcall(fail_local, id, call, err)
+      if not queued then
+        untrack(id)
+        error(queue_error, 0)
+      end
     end
     return id
   end
@@ -416,8 +473,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
   else
     inside_run_mfa = inside_run_mfa + 1
-    local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request,
-      function(content, transport_error) return on_response(id, content, transport_error) end)
+    local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request, on_reply)
     inside_run_mfa = inside_run_mfa - 1
     if not ok then
       err = "request_svr failed: " .. describe(result)
@@ -430,7 +486,7 @@ local function start_call(svr_id, module_name, function_name, arguments, on_resu
       return id
     end
   end
-  if untrack(id) then fail_later(call, "transport", err) end
+  fail_tracked_later(id, call, "transport", err)
   return id
 end
 
@@ -479,7 +535,7 @@ local function after_resume(co, ok, err)
   local state = workers[co]
   if state and state.busy then
     if not ok then
-      internal.served_failure(state, err, traceback(co, describe(err)))
+      internal.served_failure(state, err, co)
     elseif waiting[co] == nil then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
@@ -572,19 +628,19 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
 end
 
 function M.cancel(call_id)
-  local call = untrack(call_id)
+  local call = pending[call_id]
   if not call then return false end
-  fail_later(call, "cancelled", "cancelled by rr.cancel")
-  return true
+  return fail_tracked_later(call_id, call, "cancelled", "cancelled by rr.cancel")
 end
 
 -- Fails every call still in flight in timeout slot `slot` (delivered by this poll).
 local function expire_slot(slot)
-  for id in pairs(wheel[slot]) do
-    local call = untrack(id)
-    if call then
+  for id, call in pairs(wheel[slot]) do
+    -- A call is in a slot but not on the books when it was answered, or when starting it ran
+    -- out of memory between the two.
+    if pending[id] == call
+      and fail_tracked_later(id, call, "timeout", format("no answer within %g s", call[TIMEOUT])) then
       stats.timed_out = stats.timed_out + 1
-      fail_later(call, "timeout", format("no answer within %g s", call[TIMEOUT]))
     end
   end
   wheel[slot], long_slot_calls[slot] = nil, nil
@@ -623,11 +679,16 @@ function M.poll()
     local item = queue[queue_head]
     queue[queue_head] = nil
     queue_head = queue_head + 1
-    local a = item[3] -- the packed results, or the kind of failure
-    if item[2] then
-      deliver_now(item[1], true, unpack(a, 1, a.n))
-    else
-      fail_now(item[1], a, item[4], item[5])
+    -- A hole: the position was made, but what was to fill it was not (see queue_slot).
+    if item then
+      local a = item[3] -- the packed results, or the error object
+      if item[2] then
+        completed = completed + 1
+        fire_results(item[1], unpack(a, 1, a.n))
+      else
+        count_failure(a.kind)
+        fire_error(item[1], a)
+      end
     end
   end
   polling = polling - 1

@@ -8,7 +8,7 @@ local after_resume, workers, local_routes = internal.after_resume, internal.work
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
 local type, pcall, require, format, rawget = type, pcall, require, string.format, rawget
 -- The real metatable, past a __metatable field: tostring looks at that one for __tostring.
-local getmetatable, dump = debug.getmetatable, core.dump
+local getmetatable, dump, traceback = debug.getmetatable, core.dump, debug.traceback
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
   coroutine.resume
 local loaded = package.loaded
@@ -103,9 +103,15 @@ local function error_message(err)
   return describe(err)
 end
 
--- A served function that raised (or yielded outside rr.call): the error reply.
+-- A served function that raised (or yielded outside rr.call): the error reply. The traceback
+-- may come as the failed coroutine, to be written once the job has ended: running out of
+-- memory there must not leave the job counted as running.
 function internal.served_failure(state, err, remote_traceback)
-  if end_job(state) then reply_error(state.ctx, state.call_id, "runtime", error_message(err), remote_traceback) end
+  if not end_job(state) then return end
+  if type(remote_traceback) == "thread" then
+    remote_traceback = traceback(remote_traceback, describe(err))
+  end
+  reply_error(state.ctx, state.call_id, "runtime", error_message(err), remote_traceback)
 end
 
 -- Idle worker coroutines and their states. A worker runs one job after another; the reply
@@ -133,6 +139,10 @@ end
 -- the worker was not woken by RunMfa.
 local function serve(state, mark, fn, ...)
   if mark ~= JOB then return false end
+  -- Counted as running from here, inside the worker: if resuming it fails first (out of
+  -- memory), nothing is left counted, and RunMfa answers for it.
+  state.started, state.busy = true, true
+  internal.serving = internal.serving + 1
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
   if not end_job(state) then return true end -- answered already (a yield outside rr.call)
@@ -150,8 +160,11 @@ end
 local function worker(co, state, mark, fn, ...)
   serve(state, mark, fn, ...)
   while idle_count < MAX_IDLE do
-    idle_count = idle_count + 1
-    idle[idle_count], idle_states[idle_count] = co, state
+    -- The pool's tables grow before the count does: running out of memory there must not
+    -- leave a hole in the pool.
+    local slot = idle_count + 1
+    idle[slot], idle_states[slot] = co, state
+    idle_count = slot
     -- Parked until RunMfa resumes it with the next function and arguments.
     if not serve(state, co_yield()) then return unpark(co) end
   end
@@ -216,7 +229,7 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   else
     co = co_create(worker)
     state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
-      busy = false, results = {} }
+      started = false, busy = false, results = {} }
     workers[co] = state
     fresh = true
   end
@@ -224,13 +237,17 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     function_name
   -- The caller's budget bounds the default timeout of nested calls made by this function.
   state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
-  state.busy = true
-  internal.serving = internal.serving + 1
+  state.started = false
   local ok, err
   if fresh then
     ok, err = co_resume(co, co, state, JOB, fn, ...)
   else
     ok, err = co_resume(co, JOB, fn, ...)
+  end
+  if not state.started then
+    -- The worker could not even start the job (out of memory): the request is answered here.
+    state.ctx = false
+    return reply_error(ctx, call_id, "runtime", "the call could not start: " .. describe(err))
   end
   -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
   if not ok or state.busy then after_resume(co, ok, err) end

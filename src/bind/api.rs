@@ -1,7 +1,9 @@
 //! Thin helpers over the Lua C API that differ between Lua versions, and the one way a raw
 //! C function in this crate raises a Lua error.
 
+use super::scratch_slot::with_scratch;
 use mlua::ffi::{self, lua_State};
+use std::cell::RefCell;
 use std::os::raw::c_int;
 
 pub use crate::text::number::Num;
@@ -96,9 +98,29 @@ pub unsafe fn type_name(l: *mut lua_State, idx: c_int) -> &'static str {
 /// # Safety
 /// A valid state, called from a C function.
 pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
-    push_bytes(l, msg.as_bytes());
-    drop(msg);
+    push_owned(l, msg);
     ffi::lua_error(l)
+}
+
+thread_local! {
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pushes `text` as a Lua string without holding it during the push: running out of memory
+/// there raises a Lua error, which on PUC Lua jumps over this frame and would leak it.
+///
+/// # Safety
+/// A valid state with a free stack slot.
+pub unsafe fn push_owned(l: *mut lua_State, text: String) {
+    with_scratch(l, &STAGING, move |staging: &mut Vec<u8>| {
+        staging.clear();
+        staging.extend_from_slice(text.as_bytes());
+        drop(text);
+        push_bytes(l, staging);
+        if staging.capacity() > KEEP_BUFFER_BYTES {
+            *staging = Vec::new();
+        }
+    })
 }
 
 /// Largest buffer a C function keeps between calls; a bigger one is released after use.

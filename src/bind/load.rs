@@ -2,7 +2,7 @@
 //! builder that makes Lua values directly on the Lua stack.
 
 use super::api::{
-    bad_argument, bytes_at, guarded, integer_at, push_bytes, push_int, type_name, HAS_INTEGERS,
+    bad_argument, bytes_at, guarded, integer_at, push_int, push_owned, type_name, HAS_INTEGERS,
 };
 use super::args::{check_option_names, limit_field, opts_table};
 use super::scratch_slot::with_scratch;
@@ -409,7 +409,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
         if let Err(msg) = load_at(l, 1, &limits) {
             ffi::lua_pop(l, 1);
             ffi::lua_pushboolean(l, 0);
-            push_bytes(l, msg.as_bytes());
+            push_owned(l, msg);
         }
         Ok(2)
     })

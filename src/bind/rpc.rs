@@ -4,8 +4,8 @@
 //! as Lua values on the stack, not as tables the Lua side would pack or unpack.
 
 use super::api::{
-    bad_argument, bytes_at, guarded, integer_at, number_at, push_bytes, push_int, type_name, Num,
-    KEEP_BUFFER_BYTES,
+    bad_argument, bytes_at, guarded, integer_at, number_at, push_bytes, push_int, push_owned,
+    type_name, Num, KEEP_BUFFER_BYTES,
 };
 use super::dump::dump_at;
 use super::load::{load_values, Loaded};
@@ -226,10 +226,10 @@ fn name_problem(what: &str, name: &[u8]) -> Option<String> {
 
 /// `nil, n, what`: argument `n` of the public function cannot be sent, and why (the Lua side
 /// raises it in that function's words, at its caller).
-unsafe fn unsendable_argument(l: *mut lua_State, n: ffi::lua_Integer, what: &str) -> c_int {
+unsafe fn unsendable_argument(l: *mut lua_State, n: ffi::lua_Integer, what: String) -> c_int {
     ffi::lua_pushnil(l);
     ffi::lua_pushinteger(l, n);
-    push_bytes(l, what.as_bytes());
+    push_owned(l, what);
     3
 }
 
@@ -257,14 +257,14 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             return Ok(unsendable_argument(
                 l,
                 4,
-                &too_many_values("arguments", count),
+                too_many_values("arguments", count),
             ));
         }
         let module_name = bytes_at(l, 2);
         let function_name = bytes_at(l, 3);
         for (n, what, name) in [(2, "module", module_name), (3, "function", function_name)] {
             if let Some(problem) = name_problem(what, name) {
-                return Ok(unsendable_argument(l, n, &problem));
+                return Ok(unsendable_argument(l, n, problem));
             }
         }
         // The dump carries `n`, so that the callee sees nil holes and trailing nils.
@@ -292,7 +292,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
         );
         match encoded.and_then(|pushed| pushed) {
             Ok(()) => Ok(1),
-            Err(problem) => Ok(unsendable_argument(l, 4, &problem)),
+            Err(problem) => Ok(unsendable_argument(l, 4, problem)),
         }
     })
 }
@@ -308,7 +308,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         let failure = |msg: String| {
             ffi::lua_settop(l, 3);
             ffi::lua_pushnil(l);
-            push_bytes(l, msg.as_bytes());
+            push_owned(l, msg);
             Ok(2)
         };
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
@@ -370,7 +370,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
         if count as usize > MAX_CALL_VALUES {
             ffi::lua_settop(l, 0);
             ffi::lua_pushnil(l);
-            push_bytes(l, too_many_values("results", count).as_bytes());
+            push_owned(l, too_many_values("results", count));
             return Ok(2);
         }
         ffi::lua_settop(l, 4 + count);
@@ -421,7 +421,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             Ok(Ok(())) => Ok(1),
             Ok(Err(msg)) | Err(msg) => {
                 ffi::lua_pushnil(l);
-                push_bytes(l, msg.as_bytes());
+                push_owned(l, msg);
                 Ok(2)
             }
         }
@@ -496,16 +496,18 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
             traceback = cut_to(traceback, room - message.len());
         }
         let for_legacy = legacy_error_results(&kind, &message);
-        let response = ResponseView {
-            returned_dump: &for_legacy,
-            error_kind: &kind,
-            error_message: &message,
-            traceback: &traceback,
-            call_id: int_arg(l, 4, name)?.map(|v| v as u64),
-        };
+        let call_id = int_arg(l, 4, name)?.map(|v| v as u64);
         // Within max_bytes after the cuts, unless max_bytes is too small for any error at
-        // all; an error reply is sent regardless (the peer's own limit decides then).
-        push_message(l, usize::MAX, "error response", |out| {
+        // all; an error reply is sent regardless (the peer's own limit decides then). The
+        // texts move into the writer, so that they are freed before the push.
+        push_message(l, usize::MAX, "error response", move |out| {
+            let response = ResponseView {
+                returned_dump: &for_legacy,
+                error_kind: &kind,
+                error_message: &message,
+                traceback: &traceback,
+                call_id,
+            };
             write_response(out, &response)
         })?;
         Ok(1)
@@ -522,11 +524,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         let limits = load_limit_args(l, name)?;
         let expected = int_arg(l, 4, name)?.map(|v| v as u64);
         ffi::lua_settop(l, 3);
-        let failure = |kind: &str, msg: &str, traceback: Option<&str>| {
+        let failure = |kind: &str, msg: String, traceback: Option<&str>| {
             ffi::lua_settop(l, 3);
             ffi::lua_pushboolean(l, 0);
             push_bytes(l, kind.as_bytes());
-            push_bytes(l, msg.as_bytes());
+            push_owned(l, msg);
             match traceback {
                 Some(tb) if !tb.is_empty() => push_bytes(l, tb.as_bytes()),
                 _ => ffi::lua_pushnil(l),
@@ -536,7 +538,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
             return failure(
                 "bad_response",
-                &format!("response content is a {}, not bytes", type_name(l, 1)),
+                format!("response content is a {}, not bytes", type_name(l, 1)),
                 None,
             );
         }
@@ -544,19 +546,19 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         if content.len() > limits.max_bytes {
             return failure(
                 "bad_response",
-                &too_large("response", content.len(), limits.max_bytes),
+                too_large("response", content.len(), limits.max_bytes),
                 None,
             );
         }
         let response = match read_response(content) {
             Ok(r) => r,
-            Err(e) => return failure("bad_response", &format!("corrupt response: {e}"), None),
+            Err(e) => return failure("bad_response", format!("corrupt response: {e}"), None),
         };
         if let (Some(got), Some(wanted)) = (response.call_id, expected) {
             if got != wanted {
                 return failure(
                     "bad_response",
-                    &format!("the reply is for call {got}, not this one (the transport mixed up its callbacks)"),
+                    format!("the reply is for call {got}, not this one (the transport mixed up its callbacks)"),
                     None,
                 );
             }
@@ -565,13 +567,17 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
             // An unknown kind from a newer peer is still a failure the caller must see.
             let kind = crate::rpc::kind::ErrorKind::parse(response.error_kind)
                 .map_or("runtime", |k| k.as_str());
-            return failure(kind, response.error_message, Some(response.traceback));
+            return failure(
+                kind,
+                response.error_message.to_owned(),
+                Some(response.traceback),
+            );
         }
         // Stack: content and limits (3), then true and the values.
         ffi::lua_checkstack(l, 8);
         ffi::lua_pushboolean(l, 1);
         if let Err(msg) = push_array_values(l, response.returned_dump, &limits, "results") {
-            return failure("bad_response", &msg, None);
+            return failure("bad_response", msg, None);
         }
         Ok(ffi::lua_gettop(l) - 3)
     })

@@ -55,6 +55,8 @@ static const char *SETUP =
     "graph.self = graph\n"
     "local text, graph_text = rr.dump(value), rr.dump(graph)\n"
     "local request = core.encode_request(2, 'm', 'f', value, nil, 1, 7, 1000, 128, 4194304)\n"
+    "local long_message = string.rep('the message ', 100)\n"
+    "local error_reply = core.encode_error('runtime', long_message, 'a traceback', 7, 4096)\n"
     "return {\n"
     "  load = function() local ok, v = rr.load(text) return ok and v[60].tags[1] == 'a60' end,\n"
     "  dump = function() return rr.dump(value) == text end,\n"
@@ -66,9 +68,19 @@ static const char *SETUP =
     "    local m, f, _, _, _, first = core.decode_request(request, 128, 4194304)\n"
     "    return m == 'm' and f == 'f' and first.name == 'item_1'\n"
     "  end,\n"
+    "  encode_error = function()\n"
+    "    return core.encode_error('runtime', long_message, 'a traceback', 7, 4096) == error_reply\n"
+    "  end,\n"
+    "  decode_response = function()\n"
+    "    local ok, kind, message = core.decode_response(error_reply, 128, 4194304, 7)\n"
+    "    local corrupt_ok, corrupt_kind = core.decode_response('\\255\\255', 128, 4194304, 7)\n"
+    "    return ok == false and kind == 'runtime' and message == long_message\n"
+    "      and corrupt_ok == false and corrupt_kind == 'bad_response'\n"
+    "  end,\n"
     "}\n";
 
-static const char *OPERATIONS[] = {"load", "dump", "dump_graph", "encode_request", "decode_request"};
+static const char *OPERATIONS[] = {"load",           "dump",         "dump_graph",     "encode_request",
+                                    "decode_request", "encode_error", "decode_response"};
 #define OPERATION_COUNT (sizeof OPERATIONS / sizeof OPERATIONS[0])
 
 /* Calls operation `name` of the table on top of the stack; 1 if it returned true, 0 if it
