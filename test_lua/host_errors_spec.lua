@@ -51,12 +51,13 @@ describe("Lua errors raised inside the module", function()
       assert.equal(0, r.wrong, name)
       assert.equal(0, r.other, name .. ":\n" .. output)
       assert.equal("ok", r.after, name)
-      if FINALIZER_ERRORS_PROPAGATE then
-        -- Otherwise the run did not exercise the path it is about.
-        assert.is_true(r.raised > 0, name .. ": no finalizer error was raised inside it")
-      else
-        assert.equal(0, r.raised, name)
-      end
+      if not FINALIZER_ERRORS_PROPAGATE then assert.equal(0, r.raised, name) end
+    end
+    if FINALIZER_ERRORS_PROPAGATE then
+      -- Otherwise the run did not exercise the path it is about. How many errors land inside
+      -- the operations that allocate little depends on where the collector stands (down to
+      -- one in 400 calls on 5.1); load, which allocates the most, always gets several.
+      assert.is_true(results.load.raised > 0, output)
     end
   end)
 
@@ -67,9 +68,9 @@ describe("Lua errors raised inside the module", function()
       assert.is_truthy(r, name .. " has no result in:\n" .. output)
       assert.equal(0, r.wrong, name)
     end
-    -- The operations that allocate the most always run finalizers inside.
-    assert.is_true(reentrant.load.calls > 0)
-    assert.is_true(reentrant.decode_request.calls > 0)
+    -- The first operation, which allocates the most, always runs finalizers inside; how many
+    -- run within the later ones depends on where the collector stands.
+    assert.is_true(reentrant.load.calls > 0, output)
   end)
 
   it("an options table's __index that raises: the error reaches the caller", function()
