@@ -4,11 +4,15 @@
 local core = ...
 
 local encode_request, decode_response = core.encode_request, core.decode_response
+-- Every global the module uses is captured here, at load: game code that replaces one later
+-- (a wrapper that counts, a sandbox) does not change how calls are kept.
+local type, pairs, next, tostring, pcall, xpcall, select = type, pairs, next, tostring, pcall, xpcall, select
+local setmetatable, getmetatable, error, rawget = setmetatable, getmetatable, error, rawget
 local unpack = table.unpack or unpack
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
-local floor = math.floor
-local type, pairs, tostring, pcall, xpcall, select = type, pairs, tostring, pcall, xpcall, select
-local setmetatable, getmetatable, error, rawget = setmetatable, getmetatable, error, rawget
+local floor, HUGE = math.floor, math.huge
+local gsub = string.gsub
+local stderr = io.stderr
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
 local co_isyieldable, co_status = coroutine.isyieldable, coroutine.status
@@ -32,7 +36,7 @@ local MAX_BUDGET_SECONDS = MAX_BUDGET_MS / 1000
 local internal = { serving = 0 }
 
 local function default_logger(level, message)
-  io.stderr:write("[remote_runner] ", level, ": ", message, "\n")
+  stderr:write("[remote_runner] ", level, ": ", message, "\n")
 end
 
 -- Module-wide settings (rr.configure) and their documented defaults.
@@ -81,9 +85,10 @@ local function describe(value)
   return format("(a %s whose __tostring failed)", type(value))
 end
 
+-- Never raises: a logger that fails falls back to stderr, and a failing stderr is given up.
 local function log(level, message)
   local ok, err = pcall(settings.logger, level, message)
-  if not ok then default_logger("error", "logger failed: " .. describe(err) .. "; message: " .. message) end
+  if not ok then pcall(default_logger, "error", "logger failed: " .. describe(err) .. "; message: " .. message) end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -97,7 +102,7 @@ Error.__tostring = function(e)
   local line = "remote_runner: " .. tostring(e.kind) .. " error calling " .. tostring(e.module) .. "."
     .. tostring(e.func) .. " on server " .. tostring(e.svr_id) .. " (call " .. tostring(e.call_id) .. "): "
     .. tostring(e.message)
-  return (line:gsub("[\r\n]+", " | "))
+  return (gsub(line, "[\r\n]+", " | "))
 end
 
 local function new_error(kind, message, call, remote_traceback)
@@ -213,7 +218,7 @@ local function fire_error(call, err)
     local ok, callback_err = xpcall_args(on_error, traceback, err)
     if not ok then callback_failed(callback_err) end
   else
-    log("warn", tostring(err))
+    log("warn", describe(err))
   end
 end
 
@@ -256,7 +261,7 @@ end
 local function schedule(call)
   local timeout = call[TIMEOUT]
   local slot = slot_of(call[DEADLINE])
-  if timeout > LONG_TIMEOUT and timeout < math.huge then
+  if timeout > LONG_TIMEOUT and timeout < HUGE then
     -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
     -- such a call fires up to 0.2% late, and the wheel holds 500 to 1,000 slots per timeout
     -- length instead of one per 10 ms.
@@ -539,6 +544,9 @@ local function after_resume(co, ok, err)
     elseif waiting[co] == nil then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
+  elseif state then
+    -- Between jobs (a debug hook's error while it parks): the pool drops it.
+    if not ok then log("warn", "a svc_run_lua worker coroutine failed between jobs: " .. describe(err)) end
   elseif not ok then
     log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, describe(err)))
   end
@@ -706,7 +714,7 @@ end
 
 -- A size limit: a positive integer, or math.huge for none (stored as 2^53, which is none in practice).
 local function is_limit(v)
-  return v == math.huge or (is_integer(v) and v >= 1)
+  return v == HUGE or (is_integer(v) and v >= 1)
 end
 
 local CONFIG_CHECKS = {
@@ -734,7 +742,7 @@ function M.configure(options)
   end
   local old_now = options.clock and settings.clock()
   for key, value in pairs(options) do
-    if value == math.huge and key ~= "timeout" then value = 2 ^ 53 end
+    if value == HUGE and key ~= "timeout" then value = 2 ^ 53 end
     if key == "self_id" and value == false then value = nil end -- a table cannot hold nil
     settings[key] = value
   end

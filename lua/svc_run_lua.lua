@@ -6,7 +6,11 @@ local internal = rr._internal
 local settings, log, describe = internal.settings, internal.log, internal.describe
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
-local type, pcall, require, format, rawget = type, pcall, require, string.format, rawget
+-- Captured at load, like the caller side's; `require` alone is looked up at each call, as the
+-- legacy service did, so that a host that replaces it (hot reload, packed scripts) is obeyed.
+local type, tostring, pcall, format, find, rawget, rawequal = type, tostring, pcall, string.format, string.find,
+  rawget, rawequal
+local globals = _G
 -- The real metatable, past a __metatable field: tostring looks at that one for __tostring.
 local getmetatable, dump, traceback = debug.getmetatable, core.dump, debug.traceback
 local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
@@ -59,18 +63,31 @@ function S.caller()
   return nil
 end
 
--- Sends a reply to the host's request `ctx` (or back to this server's own call).
-local function send_reply(ctx, content)
+-- A reply to this server's own call goes back to its caller side.
+local function reply_locally(ctx, content)
+  return internal.on_response(local_routes[ctx], content)
+end
+
+-- The function that sends a reply to the host's request `ctx`: the transport's reply_to, or
+-- reply_locally for this server's own call; nil when there is no transport.
+local function reply_function(ctx)
+  if local_routes[ctx] then return reply_locally end
+  return internal.transport_function("reply_to")
+end
+
+-- Sends a reply with `reply` (reply_function's) to the host's request `ctx`.
+local function send_with(reply, ctx, content)
   bytes_out = bytes_out + #content
-  local local_id = local_routes[ctx]
-  if local_id then return internal.on_response(local_id, content) end
-  local reply_to = internal.transport_function("reply_to")
-  if reply_to == nil then
+  if reply == nil then
     log("error", "cannot reply: no transport (rr.set_transport{...} or the global c_rpc.reply_to)")
     return
   end
-  local ok, err = pcall(reply_to, ctx, content)
+  local ok, err = pcall(reply, ctx, content)
   if not ok then log("error", "reply_to failed: " .. describe(err)) end
+end
+
+local function send_reply(ctx, content)
+  return send_with(reply_function(ctx), ctx, content)
 end
 
 local function reply_error(ctx, call_id, kind, message, remote_traceback)
@@ -103,15 +120,32 @@ local function error_message(err)
   return describe(err)
 end
 
--- A served function that raised (or yielded outside rr.call): the error reply. The traceback
--- may come as the failed coroutine, to be written once the job has ended: running out of
--- memory there must not leave the job counted as running.
-function internal.served_failure(state, err, remote_traceback)
-  if not end_job(state) then return end
+-- The error reply to a served function's failure. Its traceback may come as the failed
+-- coroutine, to be written here.
+local function failure_reply(state, err, remote_traceback)
   if type(remote_traceback) == "thread" then
     remote_traceback = traceback(remote_traceback, describe(err))
   end
-  reply_error(state.ctx, state.call_id, "runtime", error_message(err), remote_traceback)
+  return encode_error("runtime", error_message(err), remote_traceback, state.call_id, settings.max_message_bytes)
+end
+
+-- A served function that raised (or yielded outside rr.call): the error reply. It is made
+-- before the job ends, so that an error while making it (a watchdog's debug hook) cannot leave
+-- the caller unanswered; if making it fails, the job still ends, counted, and the failure to
+-- answer is logged.
+function internal.served_failure(state, err, remote_traceback)
+  if not state.busy then return end
+  local made, reply = pcall(failure_reply, state, err, remote_traceback)
+  if not end_job(state) then return end
+  served_failed = served_failed + 1
+  local ctx = state.ctx
+  state.ctx = false
+  if made then
+    send_reply(ctx, reply)
+  else
+    log("error", format("call %s to %s.%s failed and could not be answered: %s", tostring(state.call_id),
+      tostring(state.module), tostring(state.func), describe(reply)))
+  end
 end
 
 -- Idle worker coroutines and their states. A worker runs one job after another; the reply
@@ -145,13 +179,21 @@ local function serve(state, mark, fn, ...)
   internal.serving = internal.serving + 1
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
-  if not end_job(state) then return true end -- answered already (a yield outside rr.call)
-  if bytes then
-    send_reply(state.ctx, bytes)
-  else
-    reply_error(state.ctx, state.call_id, "runtime",
-      format("%s.%s returned results that cannot be sent: %s", state.module, state.func, err))
+  if not state.busy then return true end -- answered already (a yield outside rr.call)
+  local failed = bytes == nil
+  if failed then
+    bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state.module,
+      state.func, err), nil, state.call_id, settings.max_message_bytes)
   end
+  -- The reply is made before the job ends, which is done inline right before sending it: an
+  -- error until then (a watchdog's debug hook, say) still finds the job running, and the failure
+  -- is what gets answered.
+  local ctx = state.ctx
+  local reply = reply_function(ctx)
+  if failed then served_failed = served_failed + 1 end
+  state.busy = false
+  internal.serving = internal.serving - 1
+  send_with(reply, ctx, bytes)
   state.ctx = false -- the host's request object is not kept alive by an idle worker
   return true
 end
@@ -173,7 +215,7 @@ end
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
 local function require_failure(module_name, message)
   message = describe(message)
-  if message:find("module '" .. module_name .. "' not found", 1, true) then
+  if find(message, "module '" .. module_name .. "' not found", 1, true) then
     return "not_found", format("module '%s' not found on this server", module_name)
   end
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
@@ -184,7 +226,7 @@ end
 -- otherwise serve print, dofile or require under its own name, past the allowlist.
 local function inherited_function(module, key)
   local found = module[key]
-  if found ~= nil and rawequal(found, rawget(_G, key)) then return nil, true end
+  if found ~= nil and rawequal(found, rawget(globals, key)) then return nil, true end
   return found
 end
 
@@ -201,7 +243,7 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   end
   local module = loaded[module_name]
   if module == nil then
-    local ok, result = pcall(require, module_name)
+    local ok, result = pcall(rawget(globals, "require"), module_name)
     if not ok then return reply_error(ctx, call_id, require_failure(module_name, result)) end
     module = result
   end
@@ -221,36 +263,41 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s", function_name,
       module_name, why))
   end
-  local co, state, fresh
-  if idle_count > 0 then
-    co, state = idle[idle_count], idle_states[idle_count]
-    idle[idle_count], idle_states[idle_count] = nil, nil
-    idle_count = idle_count - 1
-  else
-    co = co_create(worker)
-    state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
-      started = false, busy = false, results = {} }
-    workers[co] = state
-    fresh = true
-  end
-  state.ctx, state.call_id, state.caller_id, state.module, state.func = ctx, call_id, caller_id, module_name,
-    function_name
-  -- The caller's budget bounds the default timeout of nested calls made by this function.
-  state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
-  state.started = false
-  local ok, err
-  if fresh then
-    ok, err = co_resume(co, co, state, JOB, fn, ...)
-  else
-    ok, err = co_resume(co, JOB, fn, ...)
-  end
-  if not state.started then
-    -- The worker could not even start the job (out of memory): the request is answered here.
+  -- The job goes to an idle worker, or to a new one. An idle worker that something else ended
+  -- (coroutine.close, a debug hook's error) cannot start it: the next one gets it. A new worker
+  -- that cannot start it (out of memory) answers the request with the failure.
+  while true do
+    local co, state, fresh
+    if idle_count > 0 then
+      co, state = idle[idle_count], idle_states[idle_count]
+      idle[idle_count], idle_states[idle_count] = nil, nil
+      idle_count = idle_count - 1
+    else
+      co = co_create(worker)
+      state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
+        started = false, busy = false, results = {} }
+      workers[co] = state
+      fresh = true
+    end
+    state.ctx, state.call_id, state.caller_id, state.module, state.func = ctx, call_id, caller_id, module_name,
+      function_name
+    -- The caller's budget bounds the default timeout of nested calls made by this function.
+    state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
+    state.started = false
+    local ok, err
+    if fresh then
+      ok, err = co_resume(co, co, state, JOB, fn, ...)
+    else
+      ok, err = co_resume(co, JOB, fn, ...)
+    end
+    if state.started then
+      -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
+      if not ok or state.busy then after_resume(co, ok, err) end
+      return
+    end
     state.ctx = false
-    return reply_error(ctx, call_id, "runtime", "the call could not start: " .. describe(err))
+    if fresh then return reply_error(ctx, call_id, "runtime", "the call could not start: " .. describe(err)) end
   end
-  -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
-  if not ok or state.busy then after_resume(co, ok, err) end
 end
 
 function S.RunMfa(ctx, content)
