@@ -103,23 +103,37 @@ pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
 }
 
 thread_local! {
+    /// Bytes written to be pushed as a Lua string, kept between calls.
     static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Pushes `text` as a Lua string without holding it during the push: running out of memory
-/// there raises a Lua error, which on PUC Lua jumps over this frame and would leak it.
+/// Runs `stage` with the thread's staging buffer, emptied, from which it pushes what it
+/// writes. Pushing from there rather than from a buffer of its own on the Rust stack matters:
+/// running out of memory in the push raises a Lua error, which on PUC Lua jumps over this
+/// frame and would leak that buffer.
+///
+/// # Safety
+/// A valid state, from a C function.
+pub unsafe fn with_staging<R>(l: *mut lua_State, stage: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    with_scratch(l, &STAGING, |staging: &mut Vec<u8>| {
+        staging.clear();
+        let result = stage(staging);
+        if staging.capacity() > KEEP_BUFFER_BYTES {
+            *staging = Vec::new();
+        }
+        result
+    })
+}
+
+/// Pushes `text` as a Lua string, freed before the push (see `with_staging`).
 ///
 /// # Safety
 /// A valid state with a free stack slot.
 pub unsafe fn push_owned(l: *mut lua_State, text: String) {
-    with_scratch(l, &STAGING, move |staging: &mut Vec<u8>| {
-        staging.clear();
+    with_staging(l, move |staging| {
         staging.extend_from_slice(text.as_bytes());
         drop(text);
         push_bytes(l, staging);
-        if staging.capacity() > KEEP_BUFFER_BYTES {
-            *staging = Vec::new();
-        }
     })
 }
 

@@ -5,24 +5,17 @@
 
 use super::api::{
     bad_argument, bytes_at, guarded, integer_at, number_at, push_bytes, push_int, push_owned,
-    type_name, Num, KEEP_BUFFER_BYTES,
+    type_name, with_staging, Num,
 };
 use super::dump::dump_at;
 use super::load::{load_values, Loaded};
-use super::scratch_slot::with_scratch;
 use crate::rpc::wire::{
     read_request, read_response, write_request, write_response, RequestView, ResponseView,
 };
 use crate::rpc::MAX_CALL_VALUES;
 use crate::text::limits::{DumpLimits, LoadLimits};
 use mlua::ffi::{self, lua_State};
-use std::cell::RefCell;
 use std::os::raw::c_int;
-
-thread_local! {
-    /// The message being written, kept between calls.
-    static MESSAGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// `what` ("arguments" or "results") holds `count` values, more than MAX_CALL_VALUES.
 fn too_many_values(what: &str, count: impl std::fmt::Display) -> String {
@@ -51,21 +44,13 @@ unsafe fn push_message(
     what: &str,
     write: impl FnOnce(&mut Vec<u8>),
 ) -> Result<(), String> {
-    // Pushed from the thread's buffer in place: a copy of it on the Rust stack would leak if
-    // the push raised a Lua error on PUC Lua.
-    with_scratch(l, &MESSAGE, |out: &mut Vec<u8>| {
-        out.clear();
+    with_staging(l, |out| {
         write(out);
-        let result = if out.len() > max_bytes {
-            Err(too_large(what, out.len(), max_bytes))
-        } else {
-            push_bytes(l, out);
-            Ok(())
-        };
-        if out.capacity() > KEEP_BUFFER_BYTES {
-            *out = Vec::new();
+        if out.len() > max_bytes {
+            return Err(too_large(what, out.len(), max_bytes));
         }
-        result
+        push_bytes(l, out);
+        Ok(())
     })
 }
 
