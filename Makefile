@@ -117,7 +117,7 @@ test: deps cargo-test build-$(DEFAULT_LUA)
 # counted as in use, so it is turned off for the heap figures to be exact.
 HOST_TESTS := state_cycle out_of_memory rpc_out_of_memory
 HOST_RUN := GLIBC_TUNABLES=glibc.malloc.tcache_count=0
-$(ROOT)/build/host/%: $(ROOT)/tests/host/%.c | deps
+$(ROOT)/build/host/%: $(ROOT)/tests/host/%.c $(ROOT)/tests/host/capped_alloc.h | deps
 	mkdir -p $(dir $@)
 	$(CC) -O1 -Wall -Werror -I/usr/include/lua5.4 $< -o $@ -Wl,-E -l:liblua5.4.a -lm -ldl
 

@@ -12,36 +12,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Growing allocations made after `countdown` reaches 0 fail until it is reset to -1; frees
- * and shrinks always succeed, as Lua requires. */
-static long countdown = -1;
-/* What Lua's blocks take in the C heap, chunk headers included, to tell them from the rest. */
-static size_t lua_bytes;
-
-static size_t footprint(void *block) { return block ? malloc_usable_size(block) + sizeof(size_t) : 0; }
-
-static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize == 0) {
-    lua_bytes -= footprint(ptr);
-    free(ptr);
-    return NULL;
-  }
-  if (nsize > old && countdown >= 0) {
-    if (countdown == 0) return NULL;
-    countdown--;
-  }
-  size_t old_footprint = footprint(ptr);
-  void *block = realloc(ptr, nsize);
-  if (block) lua_bytes = lua_bytes - old_footprint + footprint(block);
-  return block;
-}
+#include "capped_alloc.h"
 
 static const char *SETUP =
     "local build_dir = ...\n"
@@ -98,19 +73,19 @@ static int run(lua_State *L, const char *name) {
   return outcome;
 }
 
-/* One sweep over every operation and failure point; returns the number of problems. */
+/* The one operation to sweep (argv[2]), or NULL for all. */
 static const char *only;
 
+/* One sweep over every operation and failure point; returns the number of problems. */
 static int sweep(lua_State *L, long *failures) {
   int problems = 0;
   for (size_t i = 0; i < OPERATION_COUNT; i++) {
     const char *name = OPERATIONS[i];
     if (only && strcmp(only, name) != 0) continue;
     for (long k = 0;; k++) {
-      countdown = k;
+      arm(k, 0);
       int outcome = run(L, name);
-      int reached = countdown == 0;
-      countdown = -1;
+      disarm();
       if (outcome == 0) {
         printf("out_of_memory: %s returned a wrong result with the allocator failing after %ld\n", name, k);
         problems++;
@@ -124,13 +99,6 @@ static int sweep(lua_State *L, long *failures) {
     }
   }
   return problems;
-}
-
-static long outside_lua(lua_State *L) {
-  lua_gc(L, LUA_GCCOLLECT, 0);
-  lua_gc(L, LUA_GCCOLLECT, 0);
-  malloc_trim(0);
-  return (long)mallinfo2().uordblks - (long)lua_bytes;
 }
 
 int main(int argc, char **argv) {

@@ -4,58 +4,19 @@
  * emergency collection) or until the step ends. Then, with memory back, the flow is drained
  * and checked (rpc_flow.lua's H.check: every started call ended exactly once, nothing left in
  * flight, later calls work). The sweep ends with the first round whose failure point is never
- * reached. Each mode sweeps twice; the C heap outside Lua must not grow from the first sweep to
- * the last.
+ * reached. Each mode sweeps three times; the C heap outside Lua must not grow over the last
+ * two (the first lets buffers reach their size).
  *
  *   rpc_out_of_memory BUILD_DIR FLOW.lua     (make test-host builds and runs it)
  *
- * Run with GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (see out_of_memory.c). */
+ * Run with GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (see capped_alloc.h). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static long countdown = -1; /* growing allocations before failures start; -1: none */
-static long burst;          /* failures once started; 0: until the step ends */
-static long failing;        /* failures left; -1: until disarmed */
-static int reached;         /* the failure point of this round was reached */
-static size_t lua_bytes;
-
-static size_t footprint(void *block) { return block ? malloc_usable_size(block) + sizeof(size_t) : 0; }
-
-static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize == 0) {
-    lua_bytes -= footprint(ptr);
-    free(ptr);
-    return NULL;
-  }
-  if (nsize > old) {
-    if (failing != 0) {
-      if (failing > 0) failing--;
-      return NULL;
-    }
-    if (countdown == 0) {
-      reached = 1;
-      countdown = -1;
-      failing = burst == 0 ? -1 : burst - 1;
-      return NULL;
-    }
-    if (countdown > 0) countdown--;
-  }
-  size_t old_footprint = footprint(ptr);
-  void *block = realloc(ptr, nsize);
-  if (block) lua_bytes = lua_bytes - old_footprint + footprint(block);
-  return block;
-}
-
-static void disarm(void) {
-  countdown = -1;
-  failing = 0;
-}
+#include "capped_alloc.h"
 
 /* Calls H[name] with failures off; the number of results it leaves, or exits on an error. */
 static void call_field(lua_State *L, int h, const char *name, int results) {
@@ -67,15 +28,14 @@ static void call_field(lua_State *L, int h, const char *name, int results) {
 }
 
 /* One sweep; returns the number of rounds whose check failed. */
-static int sweep(lua_State *L, int h, long *failed_steps) {
+static int sweep(lua_State *L, int h, long failures, long *failed_steps) {
   int bad_rounds = 0;
   lua_getfield(L, h, "steps");
   int steps = lua_gettop(L);
   int step_count = (int)luaL_len(L, steps);
   for (long k = 0;; k++) {
     call_field(L, h, "reset", 0);
-    reached = 0;
-    countdown = k;
+    arm(k, failures);
     for (int i = 1; i <= step_count; i++) {
       int before = reached;
       lua_rawgeti(L, steps, i);
@@ -89,7 +49,7 @@ static int sweep(lua_State *L, int h, long *failed_steps) {
     call_field(L, h, "drain", 0);
     call_field(L, h, "check", 1);
     if (!lua_isnil(L, -1)) {
-      printf("rpc_out_of_memory: allocations failing from %ld (burst %ld): %s\n", k, burst, lua_tostring(L, -1));
+      printf("rpc_out_of_memory: allocations failing from %ld (burst %ld): %s\n", k, failures, lua_tostring(L, -1));
       bad_rounds++;
     }
     lua_pop(L, 1);
@@ -97,13 +57,6 @@ static int sweep(lua_State *L, int h, long *failed_steps) {
   }
   lua_pop(L, 1);
   return bad_rounds;
-}
-
-static long outside_lua(lua_State *L) {
-  lua_gc(L, LUA_GCCOLLECT, 0);
-  lua_gc(L, LUA_GCCOLLECT, 0);
-  malloc_trim(0);
-  return (long)mallinfo2().uordblks - (long)lua_bytes;
 }
 
 int main(int argc, char **argv) {
@@ -128,13 +81,12 @@ int main(int argc, char **argv) {
   long failed_steps = 0;
   const long bursts[] = {2, 0};
   for (int b = 0; b < 2; b++) {
-    burst = bursts[b];
-    bad_rounds += sweep(L, h, &failed_steps);
+    bad_rounds += sweep(L, h, bursts[b], &failed_steps);
     long before = outside_lua(L);
-    bad_rounds += sweep(L, h, &failed_steps);
-    bad_rounds += sweep(L, h, &failed_steps);
+    bad_rounds += sweep(L, h, bursts[b], &failed_steps);
+    bad_rounds += sweep(L, h, bursts[b], &failed_steps);
     long after = outside_lua(L);
-    printf("rpc_out_of_memory: burst %ld: C heap outside Lua %ld -> %ld bytes (%+ld)\n", burst, before, after,
+    printf("rpc_out_of_memory: burst %ld: C heap outside Lua %ld -> %ld bytes (%+ld)\n", bursts[b], before, after,
            after - before);
     if (after - before > 4096) grew = 1;
   }
