@@ -222,30 +222,60 @@ local function require_failure(module_name, message)
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
 end
 
+local function global_named(key)
+  return globals[key]
+end
+
+-- Whether `value` is the global `key`, also one behind _G's own __index (layered
+-- environments); a strict _G raises for names it lacks, which then are no globals.
+local function is_global(key, value)
+  if rawequal(value, rawget(globals, key)) then return true end
+  local ok, global = pcall(global_named, key)
+  return ok and rawequal(value, global)
+end
+
 -- A module's function found through its metatable's __index (a base module; a strict module
 -- raises here). Never a global: a module made with package.seeall (__index = _G) would
 -- otherwise serve print, dofile or require under its own name, past the allowlist.
 local function inherited_function(module, key)
   local found = module[key]
-  if found ~= nil and rawequal(found, rawget(globals, key)) then return nil, true end
+  if found ~= nil and is_global(key, found) then return nil, true end
   return found
 end
 
--- decode_request's results: the request's fields and arguments, or nil and why it is corrupt.
+-- A name from a request as error messages quote it: a peer's megabyte of name must not cost
+-- a megabyte of formatting.
+local MAX_SHOWN_NAME = 100
+local function shown(name)
+  if #name <= MAX_SHOWN_NAME then return name end
+  return format("%s... (%d bytes)", name:sub(1, MAX_SHOWN_NAME), #name)
+end
+
+-- decode_request's answer for a call no rule allows.
+local function refuse(ctx, module_name, function_name, call_id)
+  module_name, function_name = shown(module_name), shown(function_name)
+  return reply_error(ctx, call_id, "not_allowed", format(
+    "%s.%s is not allowed on this server: call svc.allow(%q, %q) (or svc.allow(%q) for the whole module) there",
+    module_name, function_name, module_name, function_name, module_name))
+end
+
+-- decode_request's results: the request's fields and arguments; nil and why it is corrupt;
+-- or false, the names and the call id when the rules do not allow the call (decode_request
+-- checks them before it reads the arguments).
 local function serve_request(ctx, module_name, function_name, caller_id, call_id, timeout_ms, ...)
-  if module_name == nil then
-    return reply_error(ctx, nil, "bad_request", function_name)
-  end
-  local rule = allowed[module_name]
-  if rule ~= true and (rule == nil or rule[function_name] ~= true) then
-    return reply_error(ctx, call_id, "not_allowed", format(
-      "%s.%s is not allowed on this server: call svc.allow(%q, %q) (or svc.allow(%q) for the whole module) there",
-      module_name, function_name, module_name, function_name, module_name))
+  if not module_name then
+    if module_name == nil then return reply_error(ctx, nil, "bad_request", function_name) end
+    return refuse(ctx, function_name, caller_id, call_id)
   end
   local module = loaded[module_name]
   if module == nil then
     local ok, result = pcall(rawget(globals, "require"), module_name)
-    if not ok then return reply_error(ctx, call_id, require_failure(module_name, result)) end
+    if not ok then
+      -- Lua 5.1's and LuaJIT's require leave their loading marker behind when the module
+      -- raises, and every later require of it would fail: put back the nil it found.
+      loaded[module_name] = nil
+      return reply_error(ctx, call_id, require_failure(module_name, result))
+    end
     module = result
   end
   local fn, lookup_error, global
@@ -261,8 +291,8 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
   if type(fn) ~= "function" then
     local why = lookup_error ~= nil and " (looking it up raised: " .. describe(lookup_error) .. ")"
       or global and " (only a global of that name is visible through the module's metatable)" or ""
-    return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s", function_name,
-      module_name, why))
+    return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s",
+      shown(function_name), module_name, why))
   end
   -- The job goes to an idle worker, or to a new one. An idle worker that something else ended
   -- (coroutine.close, a debug hook's error) cannot start it: the next one gets it. A new worker
@@ -304,7 +334,7 @@ end
 function S.RunMfa(ctx, content)
   served = served + 1
   if type(content) == "string" then bytes_in = bytes_in + #content end
-  return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes))
+  return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes, allowed))
 end
 
 return S

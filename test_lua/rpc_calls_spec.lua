@@ -226,6 +226,31 @@ describe("arguments", function()
   end)
 end)
 
+describe("max_depth", function()
+  local function nest(levels)
+    local root = {}
+    local t = root
+    for _ = 2, levels do
+      t[1] = {}
+      t = t[1]
+    end
+    return root
+  end
+
+  it("counts the tables of each argument and result, as rr.dump's maxdepth counts a value's", function()
+    host:install({ max_depth = 8 })
+    svc.allow("rpcfix.echo")
+    assert.is_string(rr.dump(nest(8), { maxdepth = 8 }))
+    local rec = host:call(2, "rpcfix.echo", "echo", { "x", nest(8) })
+    host:pump()
+    assert.is_nil(rec.err, rec.err and tostring(rec.err))
+    assert.same({ n = 2, "x", nest(8) }, rec.results)
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", { nest(9) }, function() end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("(max_depth = 8)", 1, true), tostring(err))
+  end)
+end)
+
 describe("never synchronously inside run_mfa", function()
   before_each(function()
     new_host({ seed = 5, sync = true }):install()

@@ -595,6 +595,27 @@ describe("replies that must stay within bounds", function()
     assert.is_true(#host.replies[1].bytes <= 4096, "reply of " .. #host.replies[1].bytes .. " bytes")
   end)
 
+  it("under a small max_message_bytes an error reply keeps what fits of its message", function()
+    for _, limit in ipairs({ 400, 512, 1000 }) do
+      host:install({ max_message_bytes = limit })
+      -- Whole: the not_allowed hint (twice: also in the results for legacy callers) makes a
+      -- reply of about 320 bytes.
+      local denied = host:call(2, "rpcfix.echo", "echo", {})
+      host:pump()
+      check_err(denied.err, "not_allowed", 2, "rpcfix.echo", "echo", denied.id)
+      assert.is_truthy(has(denied.err.message, 'svc.allow("rpcfix.echo", "echo")'), limit .. ": " .. denied.err.message)
+      -- Cut, but only as far as the limit needs: the reply uses nearly all of it.
+      svc.allow("rpcfix.echo")
+      local big = host:call(2, "rpcfix.echo", "raise_big", { 5000 })
+      host:pump()
+      check_err(big.err, "runtime", 2, "rpcfix.echo", "raise_big", big.id)
+      assert.is_truthy(has(big.err.message, "xxxxxxxx"), limit .. ": the start of the message")
+      assert.is_truthy(has(big.err.message, "bytes cut]"), limit .. ": " .. big.err.message:sub(-60))
+      local reply = #host.replies[#host.replies].bytes
+      assert.is_true(reply <= limit and reply >= limit - 16, limit .. ": reply of " .. reply .. " bytes")
+    end
+  end)
+
   it("a reply that names another call's id is a bad_response", function()
     -- What a transport that mixed up its callbacks would deliver: call 999's answer.
     local other = legacy.encode_response("{1, n = 1}") .. legacy.varint_field(5, 999)

@@ -76,6 +76,8 @@ struct Dumper<'a> {
     s: &'a mut Scratch,
     limits: DumpLimits,
     root_name: &'a str,
+    /// The root is a call's argument or result array (see `Root::CallArray`).
+    call_array: bool,
     /// Stack index of the Lua array of tables in discovery order (graph form).
     seen: c_int,
     /// `n = count` to add to the root table when it closes (argument arrays without `n`).
@@ -328,11 +330,12 @@ impl Dumper<'_> {
 
     unsafe fn check_depth(&self) -> Result<(), Failure> {
         if self.s.levels.len() >= self.limits.max_depth {
+            let (depth_name, _) = self.setting_names();
             return Err(format!(
                 "{}: tables nest deeper than the depth limit ({} = {})",
                 self.path(true),
-                setting_names(self.root_name).0,
-                self.limits.max_depth
+                depth_name,
+                self.limits.max_depth - usize::from(self.call_array)
             )
             .into());
         }
@@ -410,11 +413,21 @@ impl Dumper<'_> {
         true
     }
 
+    /// The names of the depth and size limits as the user set them: rr.configure's settings
+    /// for the argument and result arrays of calls, else dump's options.
+    fn setting_names(&self) -> (&'static str, &'static str) {
+        if self.call_array {
+            ("max_depth", "max_message_bytes")
+        } else {
+            ("maxdepth", "maxbytes")
+        }
+    }
+
     fn too_large(&self) -> Failure {
         Failure::Error(format!(
             "{}: text exceeds the size limit ({} = {})",
             self.root_name,
-            setting_names(self.root_name).1,
+            self.setting_names().1,
             self.limits.max_bytes
         ))
     }
@@ -505,24 +518,30 @@ unsafe fn dump_options(l: *mut lua_State) -> Result<(DumpLimits, Option<String>)
     Ok((limits, name))
 }
 
-/// The names of the depth and size limits as the user set them: rr.configure's settings for
-/// the argument and result arrays of calls (so named by `bind::rpc`), else dump's options.
-fn setting_names(root_name: &str) -> (&'static str, &'static str) {
-    match root_name {
-        "arguments" | "results" => ("max_depth", "max_message_bytes"),
-        _ => ("maxdepth", "maxbytes"),
-    }
-}
-
 /// The array position a numeric key stands for, or 0 when it is not a whole number.
 fn position(num: Num) -> i64 {
     num.as_integer().unwrap_or(0)
 }
 
+/// What `dump_at` writes.
+#[derive(Clone, Copy)]
+pub enum Root<'a> {
+    /// A value; errors name its path from this name (dump's `name` option).
+    Value(&'a str),
+    /// The argument or result array of a call, named `what` in errors, whose limits are
+    /// rr.configure's. With `n`, the root table (which must have no `n` of its own) is
+    /// written with `n = n` added. Holes among its first `holes_up_to` positions are written
+    /// as `nil` items. `max_depth` counts the values' tables, as `maxdepth` counts a dumped
+    /// value's: the array that carries them is one more level of the text.
+    CallArray {
+        what: &'static str,
+        n: Option<i64>,
+        holes_up_to: i64,
+    },
+}
+
 /// Writes the value at `idx` (absolute) and hands the text to `emit`; the stack is left as
-/// it was. Errors name the value's path starting at `root_name`. With `root_n`, the root
-/// table (which must have no `n` of its own) is written with `n = root_n` added. Holes among
-/// the root's first `holes_up_to` positions are written as `nil` items.
+/// it was.
 ///
 /// # Safety
 /// A valid state; `idx` an absolute index.
@@ -530,11 +549,21 @@ pub unsafe fn dump_at<R>(
     l: *mut lua_State,
     idx: c_int,
     limits: DumpLimits,
-    root_name: &str,
-    root_n: Option<i64>,
-    holes_up_to: i64,
+    root: Root<'_>,
     emit: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, String> {
+    let (root_name, call_array, root_n, holes_up_to) = match root {
+        Root::Value(name) => (name, false, None, 0),
+        Root::CallArray {
+            what,
+            n,
+            holes_up_to,
+        } => (what, true, n, holes_up_to),
+    };
+    let limits = DumpLimits {
+        max_depth: limits.max_depth.saturating_add(usize::from(call_array)),
+        ..limits
+    };
     with_scratch(l, &SCRATCH, |scratch: &mut Scratch| {
         let base = ffi::lua_gettop(l);
         scratch.writer.clear();
@@ -548,6 +577,7 @@ pub unsafe fn dump_at<R>(
             s: scratch,
             limits,
             root_name,
+            call_array,
             seen: 0,
             root_n,
             holes_up_to,
@@ -582,7 +612,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_dump(l: *mut lua_State) -> isize {
         }
         let (limits, name) = dump_options(l)?;
         let root = name.as_deref().unwrap_or("value");
-        dump_at(l, 1, limits, root, None, 0, |text| {
+        dump_at(l, 1, limits, Root::Value(root), |text| {
             push_bytes(l, text);
         })?;
         Ok(1)

@@ -7,6 +7,7 @@ use super::api::{
 use super::args::{check_option_names, limit_field, opts_table};
 use super::scratch_slot::with_scratch;
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
+use crate::text::error::{ParseError, ParseErrorKind};
 use crate::text::limits::LoadLimits;
 use crate::text::parse::{parse_values_with, parse_with, ParseScratch};
 use mlua::ffi::{self, lua_State};
@@ -331,7 +332,8 @@ pub enum Loaded {
 }
 
 /// `load_bytes` for an argument or result array: a plain root constructor comes out as its
-/// values, saving the table the caller would only unpack.
+/// values, saving the table the caller would only unpack. `limits.max_depth` counts the
+/// values' tables, as rr.configure's `max_depth` does: the array is one more level.
 ///
 /// # Safety
 /// A valid state.
@@ -340,7 +342,11 @@ pub unsafe fn load_values(
     text: &[u8],
     limits: &LoadLimits,
 ) -> Result<Loaded, String> {
-    load(l, text, limits, true)
+    let limits = LoadLimits {
+        max_depth: limits.max_depth.saturating_add(1),
+        ..*limits
+    };
+    load(l, text, &limits, true)
 }
 
 unsafe fn load(
@@ -390,7 +396,15 @@ unsafe fn load_with(
         }
         Err(e) => {
             ffi::lua_settop(l, base);
-            Err(e.to_string())
+            match e.kind() {
+                // The limit the caller set, without the array level `load_values` added.
+                &ParseErrorKind::TooDeep { max } if values => Err(ParseError::new(
+                    e.offset(),
+                    ParseErrorKind::TooDeep { max: max - 1 },
+                )
+                .to_string()),
+                _ => Err(e.to_string()),
+            }
         }
     }
 }

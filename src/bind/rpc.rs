@@ -7,10 +7,11 @@ use super::api::{
     bad_argument, bytes_at, guarded, integer_at, number_at, push_bytes, push_int, push_owned,
     type_name, with_staging, Num,
 };
-use super::dump::dump_at;
+use super::dump::{dump_at, Root};
 use super::load::{load_values, Loaded};
 use crate::rpc::wire::{
-    read_request, read_response, write_request, write_response, RequestView, ResponseView,
+    read_request, read_response, response_len, varint_len, write_request, write_response,
+    RequestView, ResponseView,
 };
 use crate::rpc::MAX_CALL_VALUES;
 use crate::text::limits::{DumpLimits, LoadLimits};
@@ -258,9 +259,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             l,
             4,
             limits,
-            "arguments",
-            root_n,
-            count as i64,
+            Root::CallArray {
+                what: "arguments",
+                n: root_n,
+                holes_up_to: count as i64,
+            },
             |arguments_dump| {
                 let request = RequestView {
                     module_name,
@@ -282,16 +285,39 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
     })
 }
 
-/// `decode_request(content, maxdepth, maxbytes)` →
-/// `module, func, caller_id?, call_id?, timeout_ms?, args...` or `nil, message` (a
-/// bad_request).
+/// Whether the rules at `rules` (module name → true for every function, or a table of
+/// function name → true) allow calling the function named at `function` of the module named
+/// at `module`.
+unsafe fn allowed(l: *mut lua_State, rules: c_int, module: c_int, function: c_int) -> bool {
+    let is_true =
+        |idx: c_int| ffi::lua_type(l, idx) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(l, idx) != 0;
+    ffi::lua_pushvalue(l, module);
+    ffi::lua_rawget(l, rules);
+    let allowed = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+        ffi::lua_pushvalue(l, function);
+        ffi::lua_rawget(l, -2);
+        let allowed = is_true(-1);
+        ffi::lua_pop(l, 1);
+        allowed
+    } else {
+        is_true(-1)
+    };
+    ffi::lua_pop(l, 1);
+    allowed
+}
+
+/// `decode_request(content, maxdepth, maxbytes, rules?)` →
+/// `module, func, caller_id?, call_id?, timeout_ms?, args...`, or `nil, message` (a
+/// bad_request), or with `rules` (see `allowed`) `false, module, func, call_id?` when they do
+/// not allow the call: its arguments are not read, so that a request no rule allows costs
+/// no more than its names.
 pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> isize {
     guarded(l, "decode_request", || {
         let name = "decode_request";
         let limits = load_limit_args(l, name)?;
-        ffi::lua_settop(l, 3);
+        ffi::lua_settop(l, 4);
         let failure = |msg: String| {
-            ffi::lua_settop(l, 3);
+            ffi::lua_settop(l, 4);
             ffi::lua_pushnil(l);
             push_owned(l, msg);
             Ok(2)
@@ -313,10 +339,19 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         if request.module_name.is_empty() || request.function_name.is_empty() {
             return failure("request names no module or no function".into());
         }
-        // Stack: content and limits (3), then the fields, then the argument values.
+        // Stack: content, limits and rules (4), then the fields, then the argument values.
         ffi::lua_checkstack(l, 8);
         push_bytes(l, request.module_name);
         push_bytes(l, request.function_name);
+        if ffi::lua_type(l, 4) == ffi::LUA_TTABLE && !allowed(l, 4, 5, 6) {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_insert(l, 5);
+            match request.call_id {
+                Some(v) => push_int(l, v as i64),
+                None => ffi::lua_pushnil(l),
+            }
+            return Ok(4);
+        }
         for field in [
             request.caller_id,
             request.call_id.map(|v| v as i64),
@@ -330,7 +365,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         if let Err(msg) = push_array_values(l, request.arguments_dump, &limits, "arguments") {
             return failure(msg);
         }
-        Ok(ffi::lua_gettop(l) - 3)
+        Ok(ffi::lua_gettop(l) - 4)
     })
 }
 
@@ -382,9 +417,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             l,
             results,
             limits,
-            "results",
-            Some(i64::from(count)),
-            i64::from(count),
+            Root::CallArray {
+                what: "results",
+                n: Some(i64::from(count)),
+                holes_up_to: i64::from(count),
+            },
             |returned_dump| {
                 let response = ResponseView {
                     returned_dump,
@@ -415,9 +452,9 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
 
 /// `text` cut to at most `max` bytes at a character boundary, ending with a note of how
 /// much was cut when anything was.
-fn cut_to(text: String, max: usize) -> String {
+fn cut_to(text: &str, max: usize) -> String {
     if text.len() <= max {
-        return text;
+        return text.to_string();
     }
     let note = format!(" [... {} bytes cut]", text.len());
     let mut keep = max.saturating_sub(note.len());
@@ -431,10 +468,42 @@ fn cut_to(text: String, max: usize) -> String {
     out
 }
 
-/// Room in an error response for the message and traceback: what the kind, the call id, the
-/// results for legacy callers and the field headers leave of `max_bytes`.
-fn error_text_room(kind: &str, max_bytes: usize) -> usize {
-    max_bytes.saturating_sub(kind.len() + LEGACY_ERROR_TEXT * 4 + 96)
+/// An error response's message and traceback, cut as little as they must be for the whole
+/// response to fit in `max_bytes`, and the results for legacy callers that go with them.
+/// When something must be cut, the legacy results (which repeat the start of the message)
+/// take at most a quarter of `max_bytes`; the message comes next (the traceback repeats
+/// it), and the traceback gets what is left.
+fn fit_error_texts(
+    kind: &str,
+    message: String,
+    traceback: String,
+    call_id: Option<u64>,
+    max_bytes: usize,
+) -> (String, String, Vec<u8>) {
+    let len = |message: &str, traceback: &str, for_legacy: &[u8]| {
+        response_len(&ResponseView {
+            returned_dump: for_legacy,
+            error_kind: kind,
+            error_message: message,
+            traceback,
+            call_id,
+        })
+    };
+    let mut excerpt = LEGACY_ERROR_TEXT;
+    let mut for_legacy = legacy_error_results(kind, &message, excerpt);
+    if len(&message, &traceback, &for_legacy) <= max_bytes {
+        return (message, traceback, for_legacy);
+    }
+    while for_legacy.len() > max_bytes / 4 && excerpt > 0 {
+        excerpt /= 2;
+        for_legacy = legacy_error_results(kind, &message, excerpt);
+    }
+    // Each text field adds a tag byte and its length's varint, at most that of max_bytes.
+    let headers = 2 * (1 + varint_len(max_bytes as u64));
+    let room = max_bytes.saturating_sub(len("", "", &for_legacy) + headers);
+    let message = cut_to(&message, room.saturating_sub(traceback.len()).max(room / 2));
+    let traceback = cut_to(&traceback, room - message.len());
+    (message, traceback, for_legacy)
 }
 
 /// Longest excerpt of the message in the results written for legacy callers.
@@ -443,13 +512,10 @@ const LEGACY_ERROR_TEXT: usize = 200;
 /// The results an error reply carries for legacy callers, which know no error fields and
 /// call `on_result(table.unpack(results))`: `nil, "remote_runner: <kind>: <message>"`, Lua's
 /// usual failure convention, instead of an empty dump that would make their unpack raise.
-/// Our own callers read the error fields and ignore these.
-fn legacy_error_results(kind: &str, message: &str) -> Vec<u8> {
+/// Our own callers read the error fields and ignore these. The text is cut to `max_text`.
+fn legacy_error_results(kind: &str, message: &str, max_text: usize) -> Vec<u8> {
     let first_line = message.lines().next().unwrap_or("");
-    let text = cut_to(
-        format!("remote_runner: {kind}: {first_line}"),
-        LEGACY_ERROR_TEXT,
-    );
+    let text = cut_to(&format!("remote_runner: {kind}: {first_line}"), max_text);
     let mut out = b"{nil,".to_vec();
     crate::text::escape::write_string(&mut out, text.as_bytes());
     out.extend_from_slice(b",n=2}");
@@ -469,19 +535,14 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_error(l: *mut lua_State) -> is
                 _ => Ok(String::from_utf8_lossy(string_arg(l, idx, name)?).into_owned()),
             }
         };
-        let (kind, mut message, mut traceback) = (text(1)?, text(2)?, text(3)?);
+        let (kind, message, traceback) = (text(1)?, text(2)?, text(3)?);
         let max_bytes = match ffi::lua_type(l, 5) {
             ffi::LUA_TNIL | ffi::LUA_TNONE => usize::MAX,
             _ => size_arg(l, 5, name)?,
         };
-        let room = error_text_room(&kind, max_bytes);
-        if message.len() + traceback.len() > room {
-            // The message first (the traceback repeats it), then what is left for the traceback.
-            message = cut_to(message, room / 2);
-            traceback = cut_to(traceback, room - message.len());
-        }
-        let for_legacy = legacy_error_results(&kind, &message);
         let call_id = int_arg(l, 4, name)?.map(|v| v as u64);
+        let (message, traceback, for_legacy) =
+            fit_error_texts(&kind, message, traceback, call_id, max_bytes);
         // Within max_bytes after the cuts, unless max_bytes is too small for any error at
         // all; an error reply is sent regardless (the peer's own limit decides then). The
         // texts move into the writer, so that they are freed before the push.

@@ -259,6 +259,29 @@ pub fn write_response(out: &mut Vec<u8>, response: &ResponseView<'_>) {
     put_int(out, 5, response.call_id);
 }
 
+/// Bytes of `v` as a varint.
+pub fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn bytes_field_len(number: u64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    varint_len(number << 3 | LEN) + varint_len(len as u64) + len
+}
+
+/// How many bytes `write_response` writes for `response`, without writing them.
+pub fn response_len(response: &ResponseView<'_>) -> usize {
+    bytes_field_len(1, response.returned_dump.len())
+        + bytes_field_len(2, response.error_kind.len())
+        + bytes_field_len(3, response.error_message.len())
+        + bytes_field_len(4, response.traceback.len())
+        + response
+            .call_id
+            .map_or(0, |v| varint_len(5 << 3 | VARINT) + varint_len(v))
+}
+
 // Owned prost messages from the borrowed views: what the tests and the fuzz target compare
 // with prost's own decoding.
 
@@ -350,6 +373,33 @@ mod tests {
             let mut ours = Vec::new();
             write_response(&mut ours, &view);
             assert_eq!(ours, RunLuaMfaResponse::from(&view).encode_to_vec());
+        }
+    }
+
+    #[test]
+    fn response_len_is_what_write_response_writes() {
+        let texts = [
+            "",
+            "x",
+            &"m".repeat(127),
+            &"m".repeat(128),
+            &"m".repeat(20_000),
+        ];
+        for dump in texts {
+            for message in texts {
+                for call_id in [None, Some(0), Some(127), Some(128), Some(u64::MAX)] {
+                    let view = ResponseView {
+                        returned_dump: dump.as_bytes(),
+                        error_kind: "runtime",
+                        error_message: message,
+                        traceback: dump,
+                        call_id,
+                    };
+                    let mut out = Vec::new();
+                    write_response(&mut out, &view);
+                    assert_eq!(response_len(&view), out.len());
+                }
+            }
         }
     }
 
