@@ -222,24 +222,44 @@ local function require_failure(module_name, message)
   return "runtime", format("loading module '%s' failed: %s", module_name, message)
 end
 
-local function global_named(key)
-  return globals[key]
+-- How many __index tables a lookup below follows; real chains are a few long.
+local MAX_CHAIN = 32
+
+-- The table `t` inherits from through its metatable, when __index is one.
+local function index_table(t)
+  local mt = getmetatable(t)
+  local index = mt and rawget(mt, "__index")
+  if type(index) == "table" then return index end
 end
 
--- Whether `value` is the global `key`, also one behind _G's own __index (layered
--- environments); a strict _G raises for names it lacks, which then are no globals.
+-- Whether `value` is what the global `key` holds: in _G or in a table _G inherits from
+-- (layered environments). Only tables are looked in: no __index function runs, since one
+-- may have effects (an autoloading _G would `require` a peer-chosen name).
 local function is_global(key, value)
-  if rawequal(value, rawget(globals, key)) then return true end
-  local ok, global = pcall(global_named, key)
-  return ok and rawequal(value, global)
+  local t = globals
+  for _ = 1, MAX_CHAIN do
+    if rawequal(rawget(t, key), value) then return true end
+    t = index_table(t)
+    if t == nil then return false end
+  end
+  return false
 end
 
 -- A module's function found through its metatable's __index (a base module; a strict module
 -- raises here). Never a global: a module made with package.seeall (__index = _G) would
--- otherwise serve print, dofile or require under its own name, past the allowlist.
+-- otherwise serve print, dofile or require under its own name, past the allowlist. When the
+-- __index tables lead to a table holding the key before _G, it is inherited from there;
+-- when they lead to _G, or to an __index function, it is a global if it is the same value.
 local function inherited_function(module, key)
   local found = module[key]
-  if found ~= nil and is_global(key, found) then return nil, true end
+  if found == nil then return nil end
+  local t = module
+  for _ = 1, MAX_CHAIN do
+    t = index_table(t)
+    if t == nil or rawequal(t, globals) then break end
+    if rawget(t, key) ~= nil then return found end
+  end
+  if is_global(key, found) then return nil, true end
   return found
 end
 
@@ -272,8 +292,10 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     local ok, result = pcall(rawget(globals, "require"), module_name)
     if not ok then
       -- Lua 5.1's and LuaJIT's require leave their loading marker behind when the module
-      -- raises, and every later require of it would fail: put back the nil it found.
-      loaded[module_name] = nil
+      -- raises, and every later require of it would fail: put back the nil it found. A
+      -- module table the loader registered itself before it failed stays.
+      local left = loaded[module_name]
+      if type(left) ~= "table" and type(left) ~= "function" then loaded[module_name] = nil end
       return reply_error(ctx, call_id, require_failure(module_name, result))
     end
     module = result

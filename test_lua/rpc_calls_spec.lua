@@ -227,6 +227,7 @@ describe("arguments", function()
 end)
 
 describe("max_depth", function()
+  -- `levels` tables, the innermost holding negative numbers (a '-' is no level either).
   local function nest(levels)
     local root = {}
     local t = root
@@ -234,13 +235,16 @@ describe("max_depth", function()
       t[1] = {}
       t = t[1]
     end
+    t[1], t[2], t.x = -1, -2.5, -3
     return root
   end
 
   it("counts the tables of each argument and result, as rr.dump's maxdepth counts a value's", function()
     host:install({ max_depth = 8 })
     svc.allow("rpcfix.echo")
-    assert.is_string(rr.dump(nest(8), { maxdepth = 8 }))
+    local loaded_ok, loaded = rr.load(rr.dump(nest(8), { maxdepth = 8 }), { maxdepth = 8 })
+    assert.is_true(loaded_ok, loaded)
+    assert.same(nest(8), loaded)
     local rec = host:call(2, "rpcfix.echo", "echo", { "x", nest(8) })
     host:pump()
     assert.is_nil(rec.err, rec.err and tostring(rec.err))

@@ -76,6 +76,46 @@ describe("a module allowed as a whole", function()
     assert(ok, err)
   end)
 
+  it("serves what it inherits from a base module that _G inherits from too, without running _G's __index", function()
+    local util = { fmt = function() return "fmt" end }
+    local index_calls = 0
+    local saved = getmetatable(_G)
+    setmetatable(_G, { __index = function(_, k)
+      index_calls = index_calls + 1
+      return util[k]
+    end })
+    package.loaded.hp_derived = setmetatable({}, { __index = util })
+    svc.allow("hp_derived")
+    local ok, err = pcall(function()
+      local rec = host:call(2, "hp_derived", "fmt", {})
+      host:pump()
+      assert.same({ n = 1, "fmt" }, rec.results)
+    end)
+    setmetatable(_G, saved)
+    package.loaded.hp_derived = nil
+    assert(ok, err)
+    assert.equal(0, index_calls)
+  end)
+
+  it("keeps a module table the loader registered before it failed", function()
+    local runs = 0
+    package.preload.hp_registry = function(name)
+      runs = runs + 1
+      local M = { f = function() return "registered" end }
+      package.loaded[name] = M
+      error("an optional part is missing")
+    end
+    svc.allow("hp_registry")
+    local rec = host:call(2, "hp_registry", "f", {})
+    host:pump()
+    assert.equal("runtime", rec.err and rec.err.kind)
+    rec = host:call(2, "hp_registry", "f", {})
+    host:pump()
+    assert.same({ n = 1, "registered" }, rec.results)
+    assert.equal(1, runs)
+    package.loaded.hp_registry, package.preload.hp_registry = nil, nil
+  end)
+
   it("can load after a request found it failing to load", function()
     local broken = true
     package.preload.hp_flaky = function()

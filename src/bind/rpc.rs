@@ -451,18 +451,24 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, ending with a note of how
-/// much was cut when anything was.
+/// much was cut when anything was and the note fits.
 fn cut_to(text: &str, max: usize) -> String {
-    if text.len() <= max {
+    cut_of(text, text.len(), max)
+}
+
+/// `cut_to` for the start of a longer text of `total` bytes (the note counts those).
+fn cut_of(text: &str, total: usize, max: usize) -> String {
+    if total <= max {
         return text.to_string();
     }
-    let note = format!(" [... {} bytes cut]", text.len());
-    let mut keep = max.saturating_sub(note.len());
+    let note = format!(" [... {total} bytes cut]");
+    let with_note = note.len() <= max;
+    let mut keep = if with_note { max - note.len() } else { max }.min(text.len());
     while !text.is_char_boundary(keep) {
         keep -= 1;
     }
     let mut out = text[..keep].to_string();
-    if out.len() + note.len() <= max {
+    if with_note {
         out.push_str(&note);
     }
     out
@@ -471,8 +477,10 @@ fn cut_to(text: &str, max: usize) -> String {
 /// An error response's message and traceback, cut as little as they must be for the whole
 /// response to fit in `max_bytes`, and the results for legacy callers that go with them.
 /// When something must be cut, the legacy results (which repeat the start of the message)
-/// take at most a quarter of `max_bytes`; the message comes next (the traceback repeats
-/// it), and the traceback gets what is left.
+/// keep at most a quarter of `max_bytes`, the message as much of the rest as it needs, and
+/// the traceback (which repeats the message) what is left. The message's room depends on
+/// the legacy results' budget, not on their size, so that it never shrinks as `max_bytes`
+/// grows.
 fn fit_error_texts(
     kind: &str,
     message: String,
@@ -489,20 +497,33 @@ fn fit_error_texts(
             call_id,
         })
     };
-    let mut excerpt = LEGACY_ERROR_TEXT;
-    let mut for_legacy = legacy_error_results(kind, &message, excerpt);
+    let for_legacy = legacy_error_results(kind, &message, LEGACY_ERROR_TEXT);
     if len(&message, &traceback, &for_legacy) <= max_bytes {
         return (message, traceback, for_legacy);
     }
-    while for_legacy.len() > max_bytes / 4 && excerpt > 0 {
-        excerpt /= 2;
-        for_legacy = legacy_error_results(kind, &message, excerpt);
+    let shortest = legacy_error_results(kind, &message, 0).len();
+    let budget = for_legacy.len().min(max_bytes / 4).max(shortest);
+    // The longest excerpt whose results fit the budget (their size grows with the excerpt).
+    let (mut fits, mut too_long) = (0, LEGACY_ERROR_TEXT + 1);
+    while too_long - fits > 1 {
+        let excerpt = (fits + too_long) / 2;
+        if legacy_error_results(kind, &message, excerpt).len() <= budget {
+            fits = excerpt;
+        } else {
+            too_long = excerpt;
+        }
     }
-    // Each text field adds a tag byte and its length's varint, at most that of max_bytes.
-    let headers = 2 * (1 + varint_len(max_bytes as u64));
-    let room = max_bytes.saturating_sub(len("", "", &for_legacy) + headers);
-    let message = cut_to(&message, room.saturating_sub(traceback.len()).max(room / 2));
-    let traceback = cut_to(&traceback, room - message.len());
+    let for_legacy = legacy_error_results(kind, &message, fits);
+    // The longest text of at most `room` bytes whose field fits in `room`.
+    let longest = |room: usize| room.saturating_sub(1 + varint_len(room as u64));
+    // The legacy field's tag and length: counting at least two bytes for the length, which
+    // is what a budget from 128 to 2^14 takes, keeps the message's room from shrinking when
+    // the budget reaches 128.
+    let legacy_field = 1 + varint_len(budget as u64).max(2) + budget;
+    let room = max_bytes.saturating_sub(len("", "", &[]) + legacy_field);
+    let message = cut_to(&message, longest(room));
+    let room = max_bytes.saturating_sub(len(&message, "", &for_legacy));
+    let traceback = cut_to(&traceback, longest(room));
     (message, traceback, for_legacy)
 }
 
@@ -515,7 +536,14 @@ const LEGACY_ERROR_TEXT: usize = 200;
 /// Our own callers read the error fields and ignore these. The text is cut to `max_text`.
 fn legacy_error_results(kind: &str, message: &str, max_text: usize) -> Vec<u8> {
     let first_line = message.lines().next().unwrap_or("");
-    let text = cut_to(&format!("remote_runner: {kind}: {first_line}"), max_text);
+    // Only as much of a long line as can be kept is copied.
+    let mut shown = first_line.len().min(max_text);
+    while !first_line.is_char_boundary(shown) {
+        shown -= 1;
+    }
+    let prefix = format!("remote_runner: {kind}: ");
+    let total = prefix.len() + first_line.len();
+    let text = cut_of(&(prefix + &first_line[..shown]), total, max_text);
     let mut out = b"{nil,".to_vec();
     crate::text::escape::write_string(&mut out, text.as_bytes());
     out.extend_from_slice(b",n=2}");
@@ -627,4 +655,62 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         }
         Ok(ffi::lua_gettop(l) - 3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_texts_fit_and_never_shrink_as_the_limit_grows() {
+        let emoji = "😀".repeat(800);
+        let zeros = "\0".repeat(3000);
+        let line = "boom: player 1234 not found in zone 7";
+        let traceback = format!("{line}\nstack traceback:\n\t[C]: in function 'error'");
+        let shapes = [
+            (line, traceback.as_str()),
+            (zeros.as_str(), "\"\\"),
+            (emoji.as_str(), "中中中"),
+            ("", "t"),
+        ];
+        for (message, traceback) in shapes {
+            for call_id in [None, Some(7), Some(u64::MAX)] {
+                let view = |m: &'_ str, t: &'_ str, legacy: &[u8]| {
+                    response_len(&ResponseView {
+                        returned_dump: legacy,
+                        error_kind: "runtime",
+                        error_message: m,
+                        traceback: t,
+                        call_id,
+                    })
+                };
+                let smallest = view("", "", &legacy_error_results("runtime", message, 0));
+                let mut shortest_message = 0;
+                for max_bytes in 1..1500 {
+                    let (m, t, legacy) = fit_error_texts(
+                        "runtime",
+                        message.into(),
+                        traceback.into(),
+                        call_id,
+                        max_bytes,
+                    );
+                    let len = view(&m, &t, &legacy);
+                    assert!(len <= max_bytes.max(smallest), "{len} > {max_bytes}");
+                    assert!(m.len() >= shortest_message, "shrank at {max_bytes}");
+                    shortest_message = m.len();
+                    let kept = m.split(" [... ").next().unwrap_or("");
+                    assert!(message.starts_with(kept), "{m:?}");
+                }
+                // At the last limit the message is whole, or has all but the legacy
+                // results' quarter and the fields' few bytes.
+                let max_bytes = 1499;
+                assert!(
+                    shortest_message == message.len()
+                        || shortest_message + max_bytes / 4 + 32 >= max_bytes,
+                    "{shortest_message} of {}",
+                    message.len()
+                );
+            }
+        }
+    }
 }

@@ -650,13 +650,15 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
 
     /// `[-]* numeral [ / 0 | / (1/0) ]`: the numbers serpent and our writer produce.
     fn number(&mut self) -> Result<(), ParseError> {
-        // Each unary minus is a nesting level to Lua's parser, and counts as one here.
+        // One minus is how a negative number is written, and is no nesting level, so that
+        // what `dump` writes within a depth limit loads within the same limit. Each further
+        // minus is a nesting level to Lua's parser, and counts as one here.
         let mut negate = false;
         let mut minuses = 0;
         while self.tok == Tok::Minus {
             negate = !negate;
             minuses += 1;
-            if self.depth + minuses > self.limits.max_depth {
+            if self.depth + minuses - 1 > self.limits.max_depth {
                 return Err(self.err(ParseErrorKind::TooDeep {
                     max: self.limits.max_depth,
                 }));

@@ -37,12 +37,12 @@ impl<'a> Lexer<'a> {
     /// it without tokens and returns it with whether a ',' followed (consumed then; a '}' is
     /// left for the next token). `None` leaves the lexer as it was.
     #[inline]
-    pub fn number_item(&mut self, allow_minus: bool) -> Option<(Num, bool)> {
+    pub fn number_item(&mut self) -> Option<(Num, bool)> {
         let src = self.src;
         let start = self.pos;
         let negative = src.get(start) == Some(&b'-');
         let digits = start + usize::from(negative);
-        if negative && !allow_minus || !src.get(digits).is_some_and(u8::is_ascii_digit) {
+        if !src.get(digits).is_some_and(u8::is_ascii_digit) {
             return None;
         }
         let n = self.decimal_numeral(digits)?;
@@ -60,7 +60,7 @@ impl<'a> Lexer<'a> {
     /// records; a string's bytes are then `string()`. Otherwise the lexer stops at the value
     /// (`Name`), or stays where it was when no `name=` comes (`NotAField`).
     #[inline]
-    pub fn scalar_field(&mut self, allow_minus: bool) -> FieldScan {
+    pub fn scalar_field(&mut self) -> FieldScan {
         let src = self.src;
         let name_start = self.pos;
         if !src.get(name_start).is_some_and(|&c| is_name_start(c)) {
@@ -80,7 +80,7 @@ impl<'a> Lexer<'a> {
         let value_start = name_end + 1;
         self.pos = value_start;
         self.start = value_start;
-        match self.scalar_value(value_start, allow_minus) {
+        match self.scalar_value(value_start) {
             Some((value, more)) => FieldScan::Scalar(name_start, name_end, value, more),
             None => {
                 self.pos = value_start;
@@ -92,11 +92,11 @@ impl<'a> Lexer<'a> {
 
     /// The literal value at `at` when a ',' or '}' directly follows it; see `scalar_field`.
     #[inline]
-    fn scalar_value(&mut self, at: usize, allow_minus: bool) -> Option<(FieldValue, bool)> {
+    fn scalar_value(&mut self, at: usize) -> Option<(FieldValue, bool)> {
         let src = self.src;
         let value = match *src.get(at)? {
             b'-' | b'0'..=b'9' => {
-                let (n, more) = self.number_item(allow_minus)?;
+                let (n, more) = self.number_item()?;
                 return Some((FieldValue::Num(n), more));
             }
             quote @ (b'"' | b'\'') => {

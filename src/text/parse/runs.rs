@@ -8,20 +8,14 @@ use crate::text::error::ParseError;
 use crate::text::lex::{FieldScan, FieldValue};
 
 impl<B: Builder> Parser<'_, '_, B> {
-    /// Whether a value here may carry one '-': each is a nesting level, as in `number`.
-    fn minus_allowed(&self) -> bool {
-        self.depth < self.limits.max_depth
-    }
-
     /// After a `name=` field and its ',': the fields with literal values that follow
     /// (`count=3,name="x",bind=true,`), read straight from the bytes like `number_run`.
     /// Returns true when it stopped at a field whose value it does not take: that field's key
     /// is pushed and its value is the current token.
     #[inline(never)]
     pub(super) fn field_run(&mut self) -> Result<bool, ParseError> {
-        let allow_minus = self.minus_allowed();
         loop {
-            let (name_start, name_end, value) = match self.lex.scalar_field(allow_minus) {
+            let (name_start, name_end, value) = match self.lex.scalar_field() {
                 FieldScan::NotAField => return Ok(false),
                 FieldScan::Name(start, end) => (start, end, None),
                 FieldScan::Scalar(start, end, value, more) => (start, end, Some((value, more))),
@@ -58,8 +52,7 @@ impl<B: Builder> Parser<'_, '_, B> {
     /// first item it does not take, with `Comma` still the current token.
     #[inline(never)]
     pub(super) fn number_run(&mut self) -> Result<(), ParseError> {
-        let allow_minus = self.minus_allowed();
-        while let Some((value, more)) = self.lex.number_item(allow_minus) {
+        while let Some((value, more)) = self.lex.number_item() {
             self.count_node()?;
             let r = self.number_value(value);
             self.build(r)?;
