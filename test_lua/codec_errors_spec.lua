@@ -206,6 +206,29 @@ describe("codec errors on " .. loader.interp(), function()
       assert.is_false(ok)
       assert(tostring(err):lower():find("depth"), "error does not mention depth: " .. tostring(err))
     end)
+    it("load: maxdepth counts tables the dump chunk links through shared locals", function()
+      -- `__[i][1]=__[i-1]` chains k tables at a constant cost per link: no constructor in
+      -- the text nests deeper than 2.
+      local function chain_text(k)
+        local parts = { "do local __={" .. string.rep("{},", k) .. "}" }
+        for i = 2, k do parts[#parts + 1] = ";__[" .. i .. "][1]=__[" .. (i - 1) .. "]" end
+        parts[#parts + 1] = ";return __[" .. k .. "];end"
+        return table.concat(parts)
+      end
+      local ok, err = rr.load(chain_text(11), { maxdepth = 10 })
+      assert.is_false(ok)
+      assert_contains(tostring(err), "depth limit (maxdepth = 10)")
+      local loaded_ok, chain = rr.load(chain_text(10), { maxdepth = 10 })
+      assert.is_true(loaded_ok, chain)
+      local depth = 0
+      while chain do depth, chain = depth + 1, chain[1] end
+      assert.equal(10, depth)
+      -- What dump writes for a shared value within a limit loads within the same limit.
+      local leaf = {}
+      local shared = { leaf, leaf, { leaf } }
+      local text = rr.dump({ shared, shared }, { maxdepth = 4 })
+      assert.is_true((rr.load(text, { maxdepth = 4 })))
+    end)
     it("dump: a 100000-deep value does not crash (default limits)", function()
       local ok, text = pcall(rr.dump, nest(100000))
       if not ok then

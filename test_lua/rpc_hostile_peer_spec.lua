@@ -46,6 +46,18 @@ describe("a request no rule allows", function()
     assert.equal("not_allowed", rec.err and rec.err.kind, rec.err and tostring(rec.err))
   end)
 
+  it("cannot pass max_depth by linking shared tables in a dump chunk", function()
+    host:install({ max_depth = 8 })
+    svc.allow("rpcfix.echo")
+    local k = 50
+    local parts = { "do local __={" .. string.rep("{},", k) .. "}" }
+    for i = 2, k do parts[#parts + 1] = ";__[" .. i .. "][1]=__[" .. (i - 1) .. "]" end
+    parts[#parts + 1] = ";return {__[" .. k .. "],n=1};end"
+    local rec = call_with_arguments("rpcfix.echo", "echo", table.concat(parts))
+    assert.equal("bad_request", rec.err and rec.err.kind, rec.results and "served")
+    assert.is_truthy(has(rec.err.message, "depth limit (maxdepth = 8)"), rec.err.message)
+  end)
+
   it("quotes at most the start of a huge name", function()
     local name = string.rep("\1", 100000)
     local rec = call_with_arguments(name, "f", "{}")

@@ -5,6 +5,7 @@ use super::api::{
     bad_argument, bytes_at, guarded, integer_at, push_int, push_owned, type_name, HAS_INTEGERS,
 };
 use super::args::{check_option_names, limit_field, opts_table};
+use super::graph_depth::deeper_than;
 use super::scratch_slot::with_scratch;
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
 use crate::text::error::{ParseError, ParseErrorKind};
@@ -384,8 +385,20 @@ unsafe fn load_with(
     } else {
         parse_with(text, limits, &mut builder, scratch).map(|()| None)
     };
+    // What the caller set: `load_values` added the array's level.
+    let shown_depth = limits.max_depth - usize::from(values);
     match parsed {
         Ok(None) => {
+            // A dump chunk (its locals slot was used) can link shared tables deeper than any
+            // of its constructors nest.
+            let chunk = ffi::lua_type(l, base + 1) != ffi::LUA_TNIL;
+            if chunk && deeper_than(l, ffi::lua_gettop(l), limits.max_depth) {
+                ffi::lua_settop(l, base);
+                return Err(format!(
+                    "nesting exceeds the depth limit (maxdepth = {shown_depth}) through the \
+                     dump chunk's shared tables"
+                ));
+            }
             // The value takes the locals slot's place.
             ffi::lua_replace(l, base + 1);
             Ok(Loaded::Value)
@@ -397,10 +410,9 @@ unsafe fn load_with(
         Err(e) => {
             ffi::lua_settop(l, base);
             match e.kind() {
-                // The limit the caller set, without the array level `load_values` added.
-                &ParseErrorKind::TooDeep { max } if values => Err(ParseError::new(
+                &ParseErrorKind::TooDeep { .. } if values => Err(ParseError::new(
                     e.offset(),
-                    ParseErrorKind::TooDeep { max: max - 1 },
+                    ParseErrorKind::TooDeep { max: shown_depth },
                 )
                 .to_string()),
                 _ => Err(e.to_string()),

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod args;
 pub mod dump;
+pub mod graph_depth;
 pub mod load;
 pub mod module;
 pub mod rpc;
