@@ -180,6 +180,23 @@ impl Builder for LuaBuilder {
         unsafe {
             ffi::lua_createtable(l, array_size, keyed as c_int);
             let table = self.top + 1;
+            if items == 0 && keyed > 0 {
+                // Only keyed entries (a record): no batch of items to replay.
+                let mut slot = first;
+                for entry in entries {
+                    if *entry == Entry::Keyed {
+                        self.check_key_at(slot)?;
+                    }
+                    ffi::lua_pushvalue(l, slot);
+                    ffi::lua_pushvalue(l, slot + 1);
+                    ffi::lua_rawset(l, table);
+                    slot += 2;
+                }
+                ffi::lua_replace(l, first);
+                ffi::lua_settop(l, first);
+                self.top = first;
+                return Ok(());
+            }
             let mut batch = ItemBatch::default();
             let mut slot = first;
             for entry in entries {
@@ -369,16 +386,22 @@ unsafe fn load_with(
     scratch: &mut ParseScratch,
 ) -> Result<Loaded, String> {
     let base = ffi::lua_gettop(l);
-    if ffi::lua_checkstack(l, 8) == 0 {
+    // Room for the locals slot and what the root table's `reserve(8)` asks for, in one call
+    // when the stack can grow that much; otherwise as little as before.
+    let room = if ffi::lua_checkstack(l, 1 + 8 + RESERVE_CHUNK) != 0 {
+        8 + RESERVE_CHUNK
+    } else if ffi::lua_checkstack(l, 8) != 0 {
+        7
+    } else {
         return Err("out of Lua stack".into());
-    }
+    };
     ffi::lua_pushnil(l); // the locals slot
     let top = base + 1;
     let mut builder = LuaBuilder {
         l,
         locals: top,
         top,
-        reserved: top + 7,
+        reserved: top + room,
     };
     let parsed = if values {
         parse_values_with(text, limits, &mut builder, scratch)

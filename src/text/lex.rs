@@ -30,6 +30,8 @@ pub enum Tok {
     Num,
     /// Any other operator or stray byte; the parser reports it.
     Other,
+    /// `Lexer::next_tok` met an error: `Lexer::take_error` has it.
+    Error,
 }
 
 pub struct Lexer<'a> {
@@ -42,6 +44,8 @@ pub struct Lexer<'a> {
     pub number: Num,
     /// Decoded bytes of the last string token when it had escapes.
     buf: Vec<u8>,
+    /// The error behind the last `Tok::Error`.
+    error: Option<ParseError>,
     /// Where the last string token's bytes are: a span of `src`, or `buf`.
     str_span: Option<(usize, usize)>,
 }
@@ -113,8 +117,25 @@ pub fn is_keyword(name: &[u8]) -> bool {
     if a == 0 {
         return false;
     }
-    let v = word(name);
+    let v = short_word(name);
     v == a || v == b
+}
+
+/// `word` for a name of 2 to 8 bytes, from two overlapping loads rather than a loop: the
+/// first and the last four (or two) bytes, whose shared bytes are equal.
+#[inline(always)]
+fn short_word(name: &[u8]) -> u64 {
+    let n = name.len();
+    debug_assert!((2..=8).contains(&n));
+    if n >= 4 {
+        let lo = u32::from_le_bytes([name[0], name[1], name[2], name[3]]);
+        let hi = u32::from_le_bytes([name[n - 4], name[n - 3], name[n - 2], name[n - 1]]);
+        u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+    } else {
+        let lo = u16::from_le_bytes([name[0], name[1]]);
+        let hi = u16::from_le_bytes([name[n - 2], name[n - 1]]);
+        u64::from(lo) | u64::from(hi) << (8 * (n - 2))
+    }
 }
 
 /// Bytes that may continue a name (letters, digits, `_`).
@@ -143,6 +164,7 @@ impl<'a> Lexer<'a> {
             number: Num::Int(0),
             buf: Vec::new(),
             str_span: None,
+            error: None,
         }
     }
 
@@ -210,7 +232,28 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    #[inline]
+    /// `next_token` with its error kept aside (`Tok::Error`, then `take_error`), so that the
+    /// token comes back in a register rather than through memory.
+    #[inline(never)]
+    pub fn next_tok(&mut self) -> Tok {
+        match self.next_token() {
+            Ok(tok) => tok,
+            Err(e) => {
+                self.error = Some(e);
+                Tok::Error
+            }
+        }
+    }
+
+    /// The error of the last `Tok::Error`.
+    #[cold]
+    pub fn take_error(&mut self) -> ParseError {
+        self.error
+            .take()
+            .unwrap_or_else(|| unreachable!("Tok::Error comes with an error"))
+    }
+
+    #[inline(always)]
     pub fn next_token(&mut self) -> Result<Tok, ParseError> {
         match self.peek(0) {
             Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) => self.skip_space_and_comments()?,
@@ -510,6 +553,19 @@ mod tests {
         ];
         for k in reserved {
             assert!(is_keyword(k.as_bytes()), "{k}");
+            assert_eq!(
+                super::short_word(k.as_bytes()),
+                super::word(k.as_bytes()),
+                "{k}"
+            );
+        }
+        for name in [
+            "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh",
+        ] {
+            assert_eq!(
+                super::short_word(name.as_bytes()),
+                super::word(name.as_bytes())
+            );
         }
         for name in [
             "",

@@ -119,6 +119,23 @@ enum Frame {
     PathKey { at: usize },
 }
 
+/// Where `Parser::fields` starts in a table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// At the first token after the `{`.
+    Open,
+    /// After a positional item: at the ',' or ';' that follows it, or the `}`.
+    Item,
+    /// After a `name = value` or `[key] = value` field with a literal value: at the ',' or
+    /// ';', or the `}`. A ',' here is where `field_run` may take the fields that follow.
+    Field,
+    /// `Field` after a table value, or at the `{` as if after a ',' (`field_run`'s first
+    /// field then keeps the error offsets of the token path, which used to read it).
+    FieldAsTokens,
+    /// `field_run` stopped at a field's value: its key is pushed, the value is the token.
+    Key,
+}
+
 struct Parser<'s, 'b, B: Builder> {
     lex: Lexer<'s>,
     b: &'b mut B,
@@ -140,7 +157,11 @@ struct Parser<'s, 'b, B: Builder> {
 impl<'s, B: Builder> Parser<'s, '_, B> {
     #[inline]
     fn advance(&mut self) -> Result<(), ParseError> {
-        self.tok = self.lex.next_token()?;
+        let tok = self.lex.next_tok();
+        if tok == Tok::Error {
+            return Err(self.lex.take_error());
+        }
+        self.tok = tok;
         Ok(())
     }
 
@@ -351,16 +372,34 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     let r = self.b.reserve(8);
                     self.build(r)
                 }?;
-                self.advance()?;
+                // A name right after the `{` (`{id=1,...`, the way writers lay out records):
+                // its fields are read like those after a ',', straight from the bytes.
+                let name_first = self.lex.name_may_follow();
+                if !name_first {
+                    self.advance()?;
+                }
                 let (base, first) = (self.b.height(), self.entries.len());
                 self.frames.push(Frame::Table {
                     pos: 0,
                     base,
                     first,
                     built: false,
-                    start: self.lex.start,
+                    // The first token's offset: right after the `{` when a name is there.
+                    start: if name_first {
+                        self.lex.offset()
+                    } else {
+                        self.lex.start
+                    },
                 });
-                if self.fields(false)? {
+                let at = if name_first {
+                    // As after a field and its ',', which `field_run` takes to be the
+                    // current token (left so when it stops before a field it does not take).
+                    self.tok = Tok::Comma;
+                    At::FieldAsTokens
+                } else {
+                    At::Open
+                };
+                if self.fields(at)? {
                     continue 'value;
                 }
             } else if !self.scalar()? {
@@ -384,9 +423,15 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 if self.frames.len() == base {
                     return Ok(());
                 }
-                match self.frames.pop() {
-                    Some(Frame::Positional) => self.add_entry(Entry::Item)?,
-                    Some(Frame::Keyed(kind)) => self.add_entry(kind)?,
+                let at = match self.frames.pop() {
+                    Some(Frame::Positional) => {
+                        self.add_entry(Entry::Item)?;
+                        At::Item
+                    }
+                    Some(Frame::Keyed(kind)) => {
+                        self.add_entry(kind)?;
+                        At::FieldAsTokens
+                    }
                     Some(Frame::Key { at }) => {
                         let r = self.b.check_key();
                         self.build_at(r, at)?;
@@ -406,29 +451,30 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                         continue;
                     }
                     Some(Frame::Table { .. }) | None => unreachable!("tables close in field_end"),
-                }
+                };
                 // After a field of the table now on top.
-                if self.fields(true)? {
+                if self.fields(at)? {
                     continue 'value;
                 }
             }
         }
     }
 
-    /// The fields of the table on top of the frames, from its start or (`after_field`) right
-    /// after a field. Fields whose value is a scalar are finished here, one after another;
-    /// returns true when a value must be parsed next (its frame is pushed), false when the
-    /// table closed.
-    fn fields(&mut self, after_field: bool) -> Result<bool, ParseError> {
-        let mut separator_due = after_field;
-        // Set when `field_run` stopped at a field's value: its key is pushed already.
-        let mut key_pushed = false;
+    /// The fields of the table on top of the frames, from where `at` says. Fields whose
+    /// value is a scalar are finished here, one after another; returns true when a value must
+    /// be parsed next (its frame is pushed), false when the table closed.
+    fn fields(&mut self, mut at: At) -> Result<bool, ParseError> {
         loop {
-            let kind = if key_pushed {
-                key_pushed = false;
+            if matches!(at, At::Field | At::FieldAsTokens)
+                && self.tok == Tok::Comma
+                && self.field_run(at == At::FieldAsTokens)?
+            {
+                at = At::Key;
+            }
+            let kind = if at == At::Key {
                 Entry::Named
             } else {
-                if separator_due {
+                if at != At::Open {
                     match self.tok {
                         Tok::Comma | Tok::Semi => self.advance()?,
                         Tok::RBrace => {
@@ -465,7 +511,6 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                     _ => Entry::Item,
                 }
             };
-            separator_due = true;
             if !self.scalar()? {
                 self.frames.push(match kind {
                     Entry::Item => Frame::Positional,
@@ -474,14 +519,13 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 return Ok(true);
             }
             self.add_entry(kind)?;
-            if self.tok == Tok::Comma {
-                if kind == Entry::Item {
-                    if self.lex.number_may_follow() {
-                        self.number_run()?;
-                    }
-                } else {
-                    key_pushed = self.field_run()?;
+            if kind == Entry::Item {
+                at = At::Item;
+                if self.tok == Tok::Comma && self.lex.number_may_follow() {
+                    self.number_run()?;
                 }
+            } else {
+                at = At::Field;
             }
         }
     }

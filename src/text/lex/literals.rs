@@ -32,6 +32,18 @@ impl<'a> Lexer<'a> {
         matches!(self.src.get(self.pos), Some(b'-' | b'0'..=b'9'))
     }
 
+    /// Whether the next byte could start a name (`scalar_field` decides on a field).
+    #[inline]
+    pub fn name_may_follow(&self) -> bool {
+        self.src.get(self.pos).is_some_and(|&c| is_name_start(c))
+    }
+
+    /// Offset of the next byte not read yet.
+    #[inline]
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
     /// Right after a ',' in a table: the next item, when it is a decimal number (with at most
     /// one '-') directly followed by ',' or '}', the way writers lay out number arrays. Reads
     /// it without tokens and returns it with whether a ',' followed (consumed then; a '}' is
@@ -59,7 +71,7 @@ impl<'a> Lexer<'a> {
     /// `nil`, directly followed by ',' or '}' (consumed if ','), the way writers lay out
     /// records; a string's bytes are then `string()`. Otherwise the lexer stops at the value
     /// (`Name`), or stays where it was when no `name=` comes (`NotAField`).
-    #[inline]
+    #[inline(always)]
     pub fn scalar_field(&mut self) -> FieldScan {
         let src = self.src;
         let name_start = self.pos;

@@ -6,7 +6,55 @@ use crate::text::error::{ParseError, ParseErrorKind};
 /// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
 /// byte-wise scan continues.
 #[inline]
-fn skip_plain_words(src: &[u8], mut i: usize, quote: u8) -> usize {
+fn skip_plain_words(src: &[u8], i: usize, quote: u8) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let i = match skip_plain_blocks(src, i, quote) {
+        Ok(stop) => return stop,
+        Err(rest) => rest,
+    };
+    skip_plain_swar(src, i, quote)
+}
+
+/// `skip_plain_words` 16 bytes at a time (SSE2, which every x86-64 has): `Ok` with the first
+/// quote, backslash or newline, or `Err` with where fewer than 16 bytes are left.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn skip_plain_blocks(src: &[u8], mut i: usize, quote: u8) -> Result<usize, usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of x86-64 itself, so these intrinsics are always available;
+    // each load reads the 16 bytes of `chunk`, with no alignment requirement.
+    unsafe {
+        let quotes = _mm_set1_epi8(quote as i8);
+        let backslashes = _mm_set1_epi8(b'\\' as i8);
+        let newlines = _mm_set1_epi8(b'\n' as i8);
+        let returns = _mm_set1_epi8(b'\r' as i8);
+        while let Some(chunk) = src.get(i..i + 16) {
+            let block = _mm_loadu_si128(chunk.as_ptr() as *const __m128i);
+            let stops = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(block, quotes),
+                    _mm_cmpeq_epi8(block, backslashes),
+                ),
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(block, newlines),
+                    _mm_cmpeq_epi8(block, returns),
+                ),
+            );
+            let mask = _mm_movemask_epi8(stops) as u32;
+            if mask != 0 {
+                return Ok(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    Err(i)
+}
+
+/// `skip_plain_words` 8 bytes at a time.
+#[inline]
+fn skip_plain_swar(src: &[u8], mut i: usize, quote: u8) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_byte = |word: u64, b: u8| {

@@ -12,8 +12,12 @@ impl<B: Builder> Parser<'_, '_, B> {
     /// (`count=3,name="x",bind=true,`), read straight from the bytes like `number_run`.
     /// Returns true when it stopped at a field whose value it does not take: that field's key
     /// is pushed and its value is the current token.
+    ///
+    /// `as_tokens`: the first field is one the token path used to read (the first of a table,
+    /// or the one after a table value); its errors keep the offsets that path gives them.
     #[inline(never)]
-    pub(super) fn field_run(&mut self) -> Result<bool, ParseError> {
+    pub(super) fn field_run(&mut self, as_tokens: bool) -> Result<bool, ParseError> {
+        let mut as_tokens = as_tokens;
         loop {
             let (name_start, name_end, value) = match self.lex.scalar_field() {
                 FieldScan::NotAField => return Ok(false),
@@ -31,6 +35,11 @@ impl<B: Builder> Parser<'_, '_, B> {
                 return Ok(true);
             };
             self.lex.start = value_start;
+            // The token path counts a number once it has read the token after it, and records
+            // every entry there: at the ',' or '}' that follows the value.
+            if as_tokens && matches!(value, FieldValue::Num(_)) {
+                self.lex.start = self.lex.offset() - usize::from(more);
+            }
             self.count_node()?;
             let r = match value {
                 FieldValue::Num(n) => self.number_value(n),
@@ -39,6 +48,10 @@ impl<B: Builder> Parser<'_, '_, B> {
                 FieldValue::Nil => self.b.nil(),
             };
             self.build(r)?;
+            if as_tokens {
+                self.lex.start = self.lex.offset() - usize::from(more);
+                as_tokens = false;
+            }
             self.add_entry(Entry::Named)?;
             if !more {
                 self.advance()?;
