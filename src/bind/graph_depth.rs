@@ -8,13 +8,14 @@
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
-/// Whether the value at `idx` (absolute) has tables more than `max_depth` levels down. Walks
-/// them level by level; its bookkeeping lives in Lua tables, so that a Lua error (out of
-/// memory) raised in the middle leaves nothing behind for Rust to free.
+/// Whether the value at `idx` (absolute), which holds about `tables` tables, has tables more
+/// than `max_depth` levels down. Walks them level by level; its bookkeeping lives in Lua
+/// tables, so that a Lua error (out of memory) raised in the middle leaves nothing behind
+/// for Rust to free.
 ///
 /// # Safety
 /// A valid state; `idx` an absolute index.
-pub unsafe fn deeper_than(l: *mut lua_State, idx: c_int, max_depth: usize) -> bool {
+pub unsafe fn deeper_than(l: *mut lua_State, idx: c_int, max_depth: usize, tables: usize) -> bool {
     if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
         return false;
     }
@@ -22,7 +23,8 @@ pub unsafe fn deeper_than(l: *mut lua_State, idx: c_int, max_depth: usize) -> bo
         return true;
     }
     let base = ffi::lua_gettop(l);
-    ffi::lua_createtable(l, 0, 0); // base + 1: every table met, as keys
+    // base + 1: every table met, as keys, sized once.
+    ffi::lua_createtable(l, 0, c_int::try_from(tables).unwrap_or(c_int::MAX));
     let seen = base + 1;
     ffi::lua_createtable(l, 1, 0); // base + 2: the tables of the current level
     let level = base + 2;

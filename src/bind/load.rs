@@ -23,6 +23,10 @@ struct LuaBuilder {
     top: c_int,
     /// The stack is known to have room up to this index.
     reserved: c_int,
+    /// Tables built so far (at least as many as the value holds).
+    tables: usize,
+    /// Whether the chunk linked tables (see `Builder::linked`).
+    linked: bool,
 }
 
 /// Extra slots asked for at once, so `lua_checkstack` runs rarely.
@@ -163,6 +167,7 @@ impl Builder for LuaBuilder {
         let first = base as c_int + 1;
         let keyed = entries.len() - items;
         self.reserve(4)?;
+        self.tables += 1;
         if keyed == 0 && items > 0 {
             // Only positional items: no key can collide, so any order gives Lua's table. The
             // table goes under the items, which are then stored from the top, without copies.
@@ -287,6 +292,9 @@ impl Builder for LuaBuilder {
         self.top -= 1;
         Ok(())
     }
+    fn linked(&mut self) {
+        self.linked = true;
+    }
     fn assign(&mut self) -> BuildResult {
         unsafe {
             self.check_table(-3)?;
@@ -402,6 +410,8 @@ unsafe fn load_with(
         locals: top,
         top,
         reserved: top + room,
+        tables: 0,
+        linked: false,
     };
     let parsed = if values {
         parse_values_with(text, limits, &mut builder, scratch)
@@ -412,10 +422,13 @@ unsafe fn load_with(
     let shown_depth = limits.max_depth - usize::from(values);
     match parsed {
         Ok(None) => {
-            // A dump chunk (its locals slot was used) can link shared tables deeper than any
-            // of its constructors nest.
-            let chunk = ffi::lua_type(l, base + 1) != ffi::LUA_TNIL;
-            if chunk && deeper_than(l, ffi::lua_gettop(l), limits.max_depth) {
+            // A dump chunk that links tables can nest them deeper than any of its
+            // constructors (serpent's plain `do local _={...};return _;end` does not); not
+            // deeper than it has tables, though.
+            if builder.linked
+                && builder.tables > limits.max_depth
+                && deeper_than(l, ffi::lua_gettop(l), limits.max_depth, builder.tables)
+            {
                 ffi::lua_settop(l, base);
                 return Err(format!(
                     "nesting exceeds the depth limit (maxdepth = {shown_depth}) through the \

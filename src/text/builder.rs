@@ -148,4 +148,7 @@ pub trait Builder {
     fn index(&mut self) -> BuildResult;
     /// `.. t k v` → `..` with `t[k] = v`.
     fn assign(&mut self) -> BuildResult;
+    /// The chunk links tables: a local is placed inside a table, or an assignment stores
+    /// into one. The value may then nest deeper than any constructor in the text.
+    fn linked(&mut self) {}
 }

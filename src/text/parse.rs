@@ -352,6 +352,7 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 self.build_at(r, key_at)?;
                 self.advance()?;
                 self.value()?;
+                self.b.linked();
                 let r = self.b.assign();
                 return self.build(r);
             }
@@ -409,6 +410,9 @@ impl<'s, B: Builder> Parser<'s, '_, B> {
                 // Outside a chunk there are no locals: every other name is a global.
                 let slot = self.local_slot()?;
                 self.count_node()?;
+                if self.depth > 0 {
+                    self.b.linked();
+                }
                 {
                     let r = self.b.get_local(slot);
                     self.build(r)
