@@ -223,6 +223,14 @@ describe("codec errors on " .. loader.interp(), function()
       local depth = 0
       while chain do depth, chain = depth + 1, chain[1] end
       assert.equal(10, depth)
+      -- Locals placed in the next local's constructor link tables just as well.
+      local parts = { "do local t1={}" }
+      for i = 2, 11 do parts[#parts + 1] = ";local t" .. i .. "={t" .. (i - 1) .. "}" end
+      parts[#parts + 1] = ";return t11;end"
+      ok, err = rr.load(table.concat(parts), { maxdepth = 10 })
+      assert.is_false(ok)
+      assert_contains(tostring(err), "depth limit (maxdepth = 10)")
+      assert.is_true((rr.load(table.concat(parts), { maxdepth = 11 })))
       -- What dump writes for a shared value within a limit loads within the same limit.
       local leaf = {}
       local shared = { leaf, leaf, { leaf } }
