@@ -9,18 +9,25 @@ use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
 /// Whether the value at `idx` (absolute), which holds about `tables` tables, has tables more
-/// than `max_depth` levels down. Walks them level by level; its bookkeeping lives in Lua
+/// than `max_depth` levels down; `None` when the Lua stack cannot grow for the walk. Walks them level by level; its bookkeeping lives in Lua
 /// tables, so that a Lua error (out of memory) raised in the middle leaves nothing behind
 /// for Rust to free.
 ///
 /// # Safety
 /// A valid state; `idx` an absolute index.
-pub unsafe fn deeper_than(l: *mut lua_State, idx: c_int, max_depth: usize, tables: usize) -> bool {
+pub unsafe fn deeper_than(
+    l: *mut lua_State,
+    idx: c_int,
+    max_depth: usize,
+    tables: usize,
+) -> Option<bool> {
     if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
-        return false;
+        return Some(false);
     }
-    if ffi::lua_checkstack(l, 8) == 0 {
-        return true;
+    // Nine slots at most: the three tables of the walk, the table being read, its key and
+    // value, the entry looked at and two more while it is marked.
+    if ffi::lua_checkstack(l, 9) == 0 {
+        return None;
     }
     let base = ffi::lua_gettop(l);
     // base + 1: every table met, as keys, sized once.
@@ -70,7 +77,7 @@ pub unsafe fn deeper_than(l: *mut lua_State, idx: c_int, max_depth: usize, table
         depth += 1;
     };
     ffi::lua_settop(l, base);
-    deeper
+    Some(deeper)
 }
 
 /// Records the table on top of the stack (popped) in `seen`.

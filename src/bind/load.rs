@@ -425,15 +425,18 @@ unsafe fn load_with(
             // A dump chunk that links tables can nest them deeper than any of its
             // constructors (serpent's plain `do local _={...};return _;end` does not); not
             // deeper than it has tables, though.
-            if builder.linked
-                && builder.tables > limits.max_depth
-                && deeper_than(l, ffi::lua_gettop(l), limits.max_depth, builder.tables)
-            {
-                ffi::lua_settop(l, base);
-                return Err(format!(
-                    "nesting exceeds the depth limit (maxdepth = {shown_depth}) through the \
-                     dump chunk's shared tables"
-                ));
+            if builder.linked && builder.tables > limits.max_depth {
+                let deeper = deeper_than(l, ffi::lua_gettop(l), limits.max_depth, builder.tables);
+                if deeper != Some(false) {
+                    ffi::lua_settop(l, base);
+                    return Err(match deeper {
+                        None => "out of Lua stack".to_string(),
+                        _ => format!(
+                            "nesting exceeds the depth limit (maxdepth = {shown_depth}) \
+                             through the dump chunk's shared tables"
+                        ),
+                    });
+                }
             }
             // The value takes the locals slot's place.
             ffi::lua_replace(l, base + 1);
