@@ -330,11 +330,29 @@ describe("codec errors on " .. loader.interp(), function()
         raises(fname, { maxdepth = 0 / 0 }, "opts.maxdepth must be a positive integer, got NaN)")
         raises(fname, { maxdepth = "3" }, "opts.maxdepth must be a positive integer, got string)")
         -- A misspelt option is an error, not a silently ignored limit.
-        raises(fname, { maxdeph = 3 }, "unknown option 'maxdeph'; options are maxdepth, maxbytes, maxnodes, name)")
+        raises(fname, { maxdeph = 3 },
+          "unknown option 'maxdeph'; options are maxdepth, maxbytes, maxnodes, name, safe)")
         raises(fname, { 10 }, "unknown option of type number")
         raises(fname, "maxdepth=3", "table expected, got string)")
       end
       raises("load", { maxnodes = -5 }, "opts.maxnodes must be a positive integer, got -5)")
+      raises("load", { safe = "yes" }, "opts.safe must be a boolean, got string)")
+      raises("dump", { name = 5 }, "opts.name must be a string, got number)")
+    end)
+
+    it("serpent.load's safe option is accepted; no value of it makes load run code", function()
+      for _, safe in ipairs({ true, false }) do
+        local ok, v = rr.load("{1,x='y'}", { safe = safe })
+        assert.is_true(ok, v)
+        assert.same({ 1, x = "y" }, v)
+        local ran = false
+        _G.rr_probe = function() ran = true end
+        local code_ok, err = rr.load("rr_probe()", { safe = safe })
+        _G.rr_probe = nil
+        assert.is_false(code_ok)
+        assert.is_false(ran)
+        assert_contains(tostring(err), "global name 'rr_probe' is not accepted")
+      end
     end)
 
     it("one options table serves dump and load; math.huge means no limit", function()

@@ -42,8 +42,9 @@ pub unsafe fn limit_field(
 }
 
 /// Every option `dump` and `load` know. Both accept all of them (each ignores the other's),
-/// so that one table can serve both; any other key is a mistake worth an error.
-const KNOWN_OPTIONS: [&str; 4] = ["maxdepth", "maxbytes", "maxnodes", "name"];
+/// so that one table can serve both; any other key is a mistake worth an error. `safe` is
+/// serpent.load's, so that a call written for serpent works unchanged.
+const KNOWN_OPTIONS: [&str; 5] = ["maxdepth", "maxbytes", "maxnodes", "name", "safe"];
 
 /// Fails on the first key of the options table that is argument `arg` that no function
 /// knows: a misspelt limit would otherwise be ignored without a word.
@@ -89,18 +90,35 @@ pub unsafe fn string_field(
     fname: &str,
     field: &CStr,
 ) -> Result<Option<String>, String> {
+    typed_field(l, arg, fname, field, ffi::LUA_TSTRING, |l| {
+        String::from_utf8_lossy(super::api::bytes_at(l, -1)).into_owned()
+    })
+}
+
+/// `field` of the options table that is argument `arg`, read by `read` when it has Lua type
+/// `kind`; nil is `None`, any other type an error.
+///
+/// # Safety
+/// Argument `arg` is a table; one free stack slot.
+pub unsafe fn typed_field<T>(
+    l: *mut lua_State,
+    arg: c_int,
+    fname: &str,
+    field: &CStr,
+    kind: c_int,
+    read: impl FnOnce(*mut lua_State) -> T,
+) -> Result<Option<T>, String> {
     ffi::lua_getfield(l, arg, field.as_ptr());
     let value = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => Ok(None),
-        ffi::LUA_TSTRING => Ok(Some(
-            String::from_utf8_lossy(super::api::bytes_at(l, -1)).into_owned(),
-        )),
+        t if t == kind => Ok(Some(read(l))),
         _ => Err(bad_argument(
             arg,
             fname,
             format!(
-                "opts.{} must be a string, got {}",
+                "opts.{} must be a {}, got {}",
                 field.to_string_lossy(),
+                CStr::from_ptr(ffi::lua_typename(l, kind)).to_string_lossy(),
                 type_name(l, -1)
             ),
         )),

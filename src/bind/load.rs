@@ -4,7 +4,7 @@
 use super::api::{
     bad_argument, bytes_at, guarded, integer_at, push_int, push_owned, type_name, HAS_INTEGERS,
 };
-use super::args::{check_option_names, limit_field, opts_table};
+use super::args::{check_option_names, limit_field, opts_table, typed_field};
 use super::graph_depth::deeper_than;
 use super::scratch_slot::with_scratch;
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
@@ -324,6 +324,8 @@ unsafe fn load_limits(l: *mut lua_State) -> Result<LoadLimits, String> {
         if let Some(v) = limit_field(l, 2, "load", c"maxnodes")? {
             limits.max_nodes = v;
         }
+        // serpent.load's switch for running code: this reader never runs any, whichever.
+        typed_field(l, 2, "load", c"safe", ffi::LUA_TBOOLEAN, |_| ())?;
     }
     Ok(limits)
 }
