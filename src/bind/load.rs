@@ -49,6 +49,19 @@ impl LuaBuilder {
         }
     }
 
+    /// Stores the key at `slot` and the value above it into the table at `table`; a `[key]`
+    /// entry's key is checked first.
+    #[inline]
+    unsafe fn store_pair(&self, table: c_int, slot: c_int, entry: Entry) -> BuildResult {
+        if entry == Entry::Keyed {
+            self.check_key_at(slot)?;
+        }
+        ffi::lua_pushvalue(self.l, slot);
+        ffi::lua_pushvalue(self.l, slot + 1);
+        ffi::lua_rawset(self.l, table);
+        Ok(())
+    }
+
     #[inline]
     unsafe fn check_table(&self, idx: c_int) -> BuildResult {
         if ffi::lua_type(self.l, idx) != ffi::LUA_TTABLE {
@@ -185,50 +198,32 @@ impl Builder for LuaBuilder {
         unsafe {
             ffi::lua_createtable(l, array_size, keyed as c_int);
             let table = self.top + 1;
-            if items == 0 && keyed > 0 {
+            if items == 0 {
                 // Only keyed entries (a record): no batch of items to replay.
+                for (pair, entry) in entries.iter().enumerate() {
+                    self.store_pair(table, first + 2 * pair as c_int, *entry)?;
+                }
+            } else {
+                let mut batch = ItemBatch::default();
                 let mut slot = first;
                 for entry in entries {
-                    if *entry == Entry::Keyed {
-                        self.check_key_at(slot)?;
-                    }
-                    ffi::lua_pushvalue(l, slot);
-                    ffi::lua_pushvalue(l, slot + 1);
-                    ffi::lua_rawset(l, table);
-                    slot += 2;
-                }
-                ffi::lua_replace(l, first);
-                ffi::lua_settop(l, first);
-                self.top = first;
-                return Ok(());
-            }
-            let mut batch = ItemBatch::default();
-            let mut slot = first;
-            for entry in entries {
-                batch.before_field(|index, item| {
-                    ffi::lua_pushvalue(l, item);
-                    ffi::lua_rawseti(l, table, index);
-                });
-                match entry {
-                    Entry::Item => {
+                    batch.before_field(|index, item| {
+                        ffi::lua_pushvalue(l, item);
+                        ffi::lua_rawseti(l, table, index);
+                    });
+                    if *entry == Entry::Item {
                         batch.push(slot);
                         slot += 1;
-                    }
-                    Entry::Named | Entry::Keyed => {
-                        if *entry == Entry::Keyed {
-                            self.check_key_at(slot)?;
-                        }
-                        ffi::lua_pushvalue(l, slot);
-                        ffi::lua_pushvalue(l, slot + 1);
-                        ffi::lua_rawset(l, table);
+                    } else {
+                        self.store_pair(table, slot, *entry)?;
                         slot += 2;
                     }
                 }
+                batch.flush(|index, item| {
+                    ffi::lua_pushvalue(l, item);
+                    ffi::lua_rawseti(l, table, index);
+                });
             }
-            batch.flush(|index, item| {
-                ffi::lua_pushvalue(l, item);
-                ffi::lua_rawseti(l, table, index);
-            });
             if !entries.is_empty() {
                 // Over the first entry, dropping the rest (an empty table is already there).
                 ffi::lua_replace(l, first);

@@ -456,6 +456,15 @@ fn cut_to(text: &str, max: usize) -> String {
     cut_of(text, text.len(), max)
 }
 
+/// The largest character boundary of `text` at or below `at`.
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// `cut_to` for the start of a longer text of `total` bytes (the note counts those).
 fn cut_of(text: &str, total: usize, max: usize) -> String {
     if total <= max {
@@ -463,10 +472,7 @@ fn cut_of(text: &str, total: usize, max: usize) -> String {
     }
     let note = format!(" [... {total} bytes cut]");
     let with_note = note.len() <= max;
-    let mut keep = if with_note { max - note.len() } else { max }.min(text.len());
-    while !text.is_char_boundary(keep) {
-        keep -= 1;
-    }
+    let keep = char_floor(text, if with_note { max - note.len() } else { max });
     let mut out = text[..keep].to_string();
     if with_note {
         out.push_str(&note);
@@ -537,10 +543,7 @@ const LEGACY_ERROR_TEXT: usize = 200;
 fn legacy_error_results(kind: &str, message: &str, max_text: usize) -> Vec<u8> {
     let first_line = message.lines().next().unwrap_or("");
     // Only as much of a long line as can be kept is copied.
-    let mut shown = first_line.len().min(max_text);
-    while !first_line.is_char_boundary(shown) {
-        shown -= 1;
-    }
+    let shown = char_floor(first_line, max_text);
     let prefix = format!("remote_runner: {kind}: ");
     let total = prefix.len() + first_line.len();
     let text = cut_of(&(prefix + &first_line[..shown]), total, max_text);

@@ -16,8 +16,7 @@ impl<B: Builder> Parser<'_, '_, B> {
     /// `as_tokens`: the first field is one the token path used to read (the first of a table,
     /// or the one after a table value); its errors keep the offsets that path gives them.
     #[inline(never)]
-    pub(super) fn field_run(&mut self, as_tokens: bool) -> Result<bool, ParseError> {
-        let mut as_tokens = as_tokens;
+    pub(super) fn field_run(&mut self, mut as_tokens: bool) -> Result<bool, ParseError> {
         loop {
             let (name_start, name_end, value) = match self.lex.scalar_field() {
                 FieldScan::NotAField => return Ok(false),
