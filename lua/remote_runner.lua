@@ -3,7 +3,6 @@
 -- the Rust functions that build and read RunLua messages, and a monotonic clock.
 local core = ...
 
-local encode_request, decode_response = core.encode_request, core.decode_response
 -- Every global the module uses is captured here, at load: game code that replaces one later
 -- (a wrapper that counts, a sandbox) does not change how calls are kept.
 local type, pairs, next, tostring, pcall, xpcall, select = type, pairs, next, tostring, pcall, xpcall, select
@@ -20,20 +19,13 @@ local traceback = debug.traceback
 
 local M = {}
 
-local SERVICE, METHOD = "svr.RunLua", "RunMfa"
--- Timeouts are kept in slots of this many seconds; a call times out on the first poll after
--- the end of its slot.
-local SLOT_SECONDS = 0.01
--- Calls with a timeout above this many seconds share wider slots (see schedule).
+-- Calls with a timeout above this many seconds share wider timeout slots (src/bind/calls/wheel.rs).
 local LONG_TIMEOUT = 10
 -- A nested call whose caller's budget is (nearly) spent still gets this long.
 local MIN_TIMEOUT = 0.001
-local MAX_BUDGET_MS = 4294967295
-local MAX_BUDGET_SECONDS = MAX_BUDGET_MS / 1000
 
 -- Shared with svc_run_lua (filled in at the end of this file and by svc_run_lua).
--- `serving` counts served jobs in progress: while it is 0, no call can be nested in one.
-local internal = { serving = 0 }
+local internal = {}
 
 local function default_logger(level, message)
   stderr:write("[remote_runner] ", level, ": ", message, "\n")
@@ -51,24 +43,21 @@ local settings = {
   clock = core.now,
 }
 
--- Counters (rr.stats). The ones every call touches are upvalues, cheaper to update than
--- table fields; svc_run_lua keeps `served`, `served_failed` and its reply bytes the same way.
-local stats = { failed = {}, timed_out = 0, late_replies = 0 }
-local sent, completed, in_flight, bytes_out, bytes_in = 0, 0, 0, 0, 0
+-- Counters (rr.stats) kept here; the ones every call touches are kept by the books (`B`,
+-- made at the end of the definitions below: src/bind/calls/books.rs).
+local stats = { failed = {}, timed_out = 0 }
+local B
 
 local transport = nil -- nil: the global c_rpc, looked up at each call
--- Copies of settings read on every call (configure keeps them in step).
-local self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
-  settings.clock
-local next_call_id = 1
+local clock = settings.clock
+-- The books' tables: the Rust side starts calls and takes replies; poll, cancel and configure
+-- here use the same tables.
 local pending = {}    -- call id -> call record
 local per_server = {} -- server id -> calls in flight
 local wheel = {}      -- timeout slot -> { [call id] = record }; a bucket lives until its slot expires
 local long_slot_calls = {} -- slot of calls with a timeout above LONG_TIMEOUT -> how many are in it
-local next_slot = nil -- the first slot poll has not handled yet
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
-local inside_run_mfa = 0
 -- Worker coroutine of svc_run_lua -> its state; while `state.busy`, a failure after a resume
 -- becomes an error reply (internal.served_failure, set by svc_run_lua).
 local workers = setmetatable({}, { __mode = "k" })
@@ -250,72 +239,9 @@ end
 ------------------------------------------------------------------------------------------------
 -- Bookkeeping of calls in flight
 
--- floor(time / SLOT_SECONDS) + 1 without a call; math.huge stays math.huge.
-local function slot_of(time)
-  local q = time / SLOT_SECONDS
-  local frac = q % 1
-  if frac ~= frac then return q end
-  return q - frac + 1
-end
-
-local function schedule(call)
-  local timeout = call[TIMEOUT]
-  local slot = slot_of(call[DEADLINE])
-  if timeout > LONG_TIMEOUT and timeout < HUGE then
-    -- Long timeouts share wider slots, a power of two of them about a thousandth of the timeout:
-    -- such a call fires up to 0.2% late, and the wheel holds 500 to 1,000 slots per timeout
-    -- length instead of one per 10 ms.
-    local width = 2.0 -- a float: an integer would wrap for an integer timeout near 2^63
-    while width * 10 < timeout do width = width * 2 end
-    slot = slot + (width - slot % width) % width
-  end
-  -- Never a slot poll has already passed, which it would never visit again: a deadline that
-  -- was already over when configure{clock} moved it, or a clock that went back.
-  if next_slot and slot < next_slot then slot = next_slot end
-  local bucket = wheel[slot]
-  if not bucket then
-    bucket = {}
-    -- A finalizer run by that allocation may have started a call and made the bucket.
-    local made = wheel[slot]
-    if made then bucket = made else wheel[slot] = bucket end
-  end
-  -- A long-lived slot (wide, or the one of calls without a timeout) counts its calls, so that
-  -- its table goes with its last call instead of keeping its peak size until it expires. The
-  -- count's key and the bucket's entry are made before anything is counted.
-  local long = timeout > LONG_TIMEOUT
-  if long and not long_slot_calls[slot] then long_slot_calls[slot] = 0 end
-  bucket[call[ID]] = call
-  if long then long_slot_calls[slot] = long_slot_calls[slot] + 1 end
-  call[SLOT] = slot
-end
-
--- Removes a call from the books; nil if it was not in flight (timed out, answered, cancelled).
--- A 10 ms slot's bucket stays (empty or not) until its slot expires: the next call likely uses
--- it too. A long-lived slot's bucket goes with its last call.
-local function untrack(id)
-  local call = pending[id]
-  if not call then return nil end
-  pending[id] = nil
-  in_flight = in_flight - 1
-  local svr_id = call[SVR]
-  local left = per_server[svr_id] - 1
-  per_server[svr_id] = left > 0 and left or nil
-  local slot = call[SLOT]
-  if not slot then return call end -- configure{clock} is rebuilding the wheel, without it yet
-  local bucket = wheel[slot]
-  if bucket then bucket[id] = nil end
-  if call[TIMEOUT] > LONG_TIMEOUT then
-    local calls = long_slot_calls[slot]
-    if calls == 1 then
-      long_slot_calls[slot] = nil
-      -- Short calls due in the same 10 ms share the bucket: it goes only when empty.
-      if bucket and next(bucket) == nil then wheel[slot] = nil end
-    elseif calls then
-      long_slot_calls[slot] = calls - 1
-    end
-  end
-  return call
-end
+-- B.untrack(id): takes a call off the books, returning its record (nil if it was not in
+-- flight: timed out, answered, cancelled).
+local untrack
 
 -- Ends call `id` (`call`) with a failure delivered at the next poll; false if it was no longer
 -- in flight.
@@ -329,16 +255,10 @@ local function fail_tracked_later(id, call, kind, message, remote_traceback)
 end
 
 -- Ends call `id` (`call`) with decode_response's values, `true, results...` or `false, kind,
--- message, remote traceback`: its callback runs now, or at the next poll while a call to this
--- server is still inside run_mfa. On the success path of every call: one function, so the
--- results are passed on as varargs once.
-local function settle(id, call, ok, ...)
-  if inside_run_mfa == 0 then
-    if ok then
-      if not untrack(id) then return end
-      completed = completed + 1
-      return fire_results(call, ...)
-    end
+-- message, remote traceback`, when the books do not: a failure, or any answer while a request
+-- is inside the transport (`inside` > 0), which the next poll delivers.
+local function settle_slow(id, call, inside, ok, ...)
+  if inside == 0 then
     local kind, message, remote_traceback = ...
     local err = new_error(kind, message, call, remote_traceback)
     reserve_failure(kind)
@@ -352,19 +272,10 @@ local function settle(id, call, ok, ...)
   if untrack(id) then queue[at] = item end
 end
 
-local function on_response(id, content, transport_error)
-  -- Received bytes count whether or not the call still waits for them.
-  local is_bytes = type(content) == "string"
-  if is_bytes then bytes_in = bytes_in + #content end
-  local call = pending[id]
-  if not call then
-    stats.late_replies = stats.late_replies + 1
-    return
-  end
-  if not is_bytes then
-    return settle(id, call, false, "transport", "no response: " .. describe(transport_error or "transport failure"))
-  end
-  return settle(id, call, decode_response(content, max_depth, max_bytes, id))
+-- A call's transport answered without bytes.
+local function no_response(id, call, inside, transport_error)
+  return settle_slow(id, call, inside, false, "transport",
+    "no response: " .. describe(transport_error or "transport failure"))
 end
 
 -- `name` of the transport: the one set with set_transport, else the global c_rpc's, looked up
@@ -404,96 +315,48 @@ local function nested_timeout(timeout)
   return timeout
 end
 
--- Starts a call and returns its id; nil (nothing done) when an argument has the wrong type, with
--- the argument's number and what is wrong when that is a name that cannot be sent.
-local function start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
-  if not timeout then
-    timeout = settings.timeout
-    if internal.serving > 0 then timeout = nested_timeout(timeout) end
-  end
-  -- The id is taken before anything that can run other Lua code: a __gc finalizer may start a
-  -- call of its own while this one allocates (a failed call just leaves a gap in the ids).
-  local id = next_call_id
-  next_call_id = id + 1
-  -- Arguments that cannot be sent raise here, at the call site, before anything is counted.
-  -- The budget field is 32 bits of milliseconds; math.huge means "no timeout".
-  local budget_ms = MAX_BUDGET_MS
-  -- Checked before multiplying: an integer timeout near 2^63 times 1000 would wrap.
-  if timeout < MAX_BUDGET_SECONDS then
-    budget_ms = timeout * 1000
-    budget_ms = budget_ms - budget_ms % 1
-  end
-  local request, bad_arg, why = encode_request(svr_id, module_name, function_name, arguments, on_result, self_id,
-    id, budget_ms, max_depth, max_bytes)
-  if request == nil then return nil, bad_arg, why end
-  local now = clock()
-  -- The slot (last field) is set by schedule once the call is in flight.
-  local call = { id, svr_id, module_name, function_name, on_result or false, on_error or false, now + timeout, 0,
-    timeout }
-  if in_flight >= settings.max_pending then
-    fail_later(call, "overloaded", format("%d calls in flight (max_pending)", in_flight))
-    return id
-  end
-  local to_server = per_server[svr_id] or 0
-  if to_server >= settings.max_pending_per_server then
-    fail_later(call, "overloaded", format("%d calls in flight to server %s (max_pending_per_server)",
-      to_server, tostring(svr_id)))
-    return id
-  end
-  local on_reply
-  if svr_id ~= self_id then
-    on_reply = function(content, transport_error) return on_response(id, content, transport_error) end
-  end
-  -- In flight from here: in its timeout slot, on the books, counted. What allocates comes
-  -- first (a failure there leaves at most a call in a slot that is not on the books, which its
-  -- slot's expiry drops); each count is read and written in one statement, which no finalizer
-  -- can interrupt.
-  if not per_server[svr_id] then per_server[svr_id] = 0 end
-  schedule(call)
-  pending[id] = call
-  in_flight = in_flight + 1
-  per_server[svr_id] = per_server[svr_id] + 1
-  if next_slot == nil then next_slot = slot_of(now) end
-  if svr_id == self_id then
-    -- Counted before it is served: the reply may come back inside send_local.
-    sent = sent + 1
-    bytes_out = bytes_out + #request
-    inside_run_mfa = inside_run_mfa + 1
-    local ok, err = pcall(send_local, id, request)
-    inside_run_mfa = inside_run_mfa - 1
-    -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout;
-    -- if even that fails (out of memory), it ends without a callback, and run_mfa raises.
-    if not ok and pending[id] == call then
-      local queued, queue_error = pcall(fail_local, id, call, err)
-      if not queued then
-        untrack(id)
-        error(queue_error, 0)
-      end
+-- B.start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
+-- starts a call and returns its id; nil (nothing done) when an argument has the wrong type,
+-- with the argument's number and what is wrong when that is a name that cannot be sent.
+local start_call
+
+-- A call to this server itself (B.start_call has counted it): served here.
+local function local_call(id, call, request)
+  local ok, err = pcall(send_local, id, request)
+  -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout;
+  -- if even that fails (out of memory), it ends without a callback, and run_mfa raises.
+  if not ok and pending[id] == call then
+    local queued, queue_error = pcall(fail_local, id, call, err)
+    if not queued then
+      untrack(id)
+      error(queue_error, 0)
     end
-    return id
   end
-  local request_svr = transport_function("request_svr")
+end
+
+-- The transport did not take call `id`: `how` is "none" (no transport), "raised" (`value`
+-- is the error) or "refused" (request_svr returned false).
+local function transport_failed(id, call, how, value)
   local err
-  if request_svr == nil then
+  if how == "none" then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
+  elseif how == "raised" then
+    err = "request_svr failed: " .. describe(value)
   else
-    inside_run_mfa = inside_run_mfa + 1
-    local ok, result = pcall(request_svr, svr_id, SERVICE, METHOD, request, on_reply)
-    inside_run_mfa = inside_run_mfa - 1
-    if not ok then
-      err = "request_svr failed: " .. describe(result)
-    elseif result == false then
-      err = "request_svr refused the request"
-    else
-      -- Sent: only a request the transport took counts (an overloaded or refused one fails).
-      sent = sent + 1
-      bytes_out = bytes_out + #request
-      return id
-    end
+    err = "request_svr refused the request"
   end
   fail_tracked_later(id, call, "transport", err)
-  return id
 end
+
+B = core.new_books({
+  pending = pending, per_server = per_server, wheel = wheel, long_slot_calls = long_slot_calls,
+  fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
+  nested_timeout = nested_timeout, settle_slow = settle_slow, callback_failed = callback_failed,
+  traceback = traceback, transport_failed = transport_failed, no_response = no_response,
+  encode_request = core.encode_request, decode_response = core.decode_response,
+})
+start_call, untrack = B.start_call, B.untrack
+local slot_of, schedule = B.slot_of, B.schedule
 
 ------------------------------------------------------------------------------------------------
 -- Public API
@@ -655,6 +518,7 @@ local function expire_slot(slot)
 end
 
 local function expire(now)
+  local next_slot = B.next_slot()
   if next_slot == nil then return end
   local last = slot_of(now) - 1
   if last - next_slot > 4096 then
@@ -672,7 +536,7 @@ local function expire(now)
       if wheel[slot] then expire_slot(slot) end
     end
   end
-  if last + 1 > next_slot then next_slot = last + 1 end
+  if last + 1 > next_slot then B.set_next_slot(last + 1) end
 end
 
 local polling = 0
@@ -691,7 +555,7 @@ function M.poll()
     if item then
       local a = item[3] -- the packed results, or the error object
       if item[2] then
-        completed = completed + 1
+        B.add("completed", 1)
         fire_results(item[1], unpack(a, 1, a.n))
       else
         count_failure(a.kind)
@@ -746,8 +610,9 @@ function M.configure(options)
     if key == "self_id" and value == false then value = nil end -- a table cannot hold nil
     settings[key] = value
   end
-  self_id, max_depth, max_bytes, clock = settings.self_id, settings.max_depth, settings.max_message_bytes,
-    settings.clock
+  clock = settings.clock
+  B.configure(settings.self_id, settings.timeout, settings.max_pending, settings.max_pending_per_server,
+    settings.max_depth, settings.max_message_bytes, clock ~= core.now and clock or nil)
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()
@@ -755,9 +620,10 @@ function M.configure(options)
     -- in it): a call that a finalizer ends before it is rescheduled is then not looked for in
     -- the new wheel, where its old slot may be another call's.
     for _, call in pairs(pending) do call[SLOT] = false end
-    wheel, long_slot_calls = {}, {}
+    for slot in next, wheel do wheel[slot] = nil end
+    for slot in next, long_slot_calls do long_slot_calls[slot] = nil end
     -- A deadline that is already over goes to the first slot poll will visit.
-    next_slot = slot_of(now)
+    B.set_next_slot(slot_of(now))
     for _, call in pairs(pending) do
       call[DEADLINE] = now + (call[DEADLINE] - old_now)
       schedule(call)
@@ -777,11 +643,18 @@ function M.set_transport(t)
     end
   end
   transport = t
+  B.set_transport(t)
 end
 
+-- The counters of rr.stats() that the books keep.
+local BOOK_COUNTERS = { "sent", "completed", "in_flight", "bytes_out", "bytes_in", "late_replies" }
+
 function M.stats()
-  local copy = { sent = sent, completed = completed, in_flight = in_flight, bytes_out = bytes_out,
-    bytes_in = bytes_in }
+  local copy = {}
+  for i = 1, #BOOK_COUNTERS do
+    local name = BOOK_COUNTERS[i]
+    copy[name] = B.get(name)
+  end
   for key, value in pairs(stats) do copy[key] = value end
   local failed = {}
   for kind, count in pairs(stats.failed) do failed[kind] = count end
@@ -803,7 +676,8 @@ internal.after_resume = after_resume
 internal.workers = workers
 internal.transport_function = transport_function
 internal.local_routes = local_routes
-internal.on_response = on_response
+internal.on_response = B.on_response
+internal.books = B
 internal.core = core -- the Rust functions, also for the full-call yardstick of bench/rpc_bench.lua
 M._internal = internal
 

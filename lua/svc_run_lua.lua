@@ -3,6 +3,7 @@
 local rr, core = ...
 
 local internal = rr._internal
+local books = internal.books
 local settings, log, describe = internal.settings, internal.log, internal.describe
 local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
 local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
@@ -99,7 +100,7 @@ end
 local function end_job(state)
   if not state.busy then return false end
   state.busy = false
-  internal.serving = internal.serving - 1
+  books.add("serving", -1)
   return true
 end
 
@@ -176,7 +177,7 @@ local function serve(state, mark, fn, ...)
   -- Counted as running from here, inside the worker: if resuming it fails first (out of
   -- memory), nothing is left counted, and RunMfa answers for it.
   state.started, state.busy = true, true
-  internal.serving = internal.serving + 1
+  books.add("serving", 1)
   local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
     fn(...))
   if not state.busy then return true end -- answered already (a yield outside rr.call)
@@ -193,7 +194,7 @@ local function serve(state, mark, fn, ...)
   local reply = reply_function(ctx)
   if failed then served_failed = served_failed + 1 end
   state.busy = false
-  internal.serving = internal.serving - 1
+  books.add("serving", -1)
   send_with(reply, ctx, bytes)
   state.ctx = false -- the host's request object is not kept alive by an idle worker
   return true

@@ -36,7 +36,7 @@ describe("worker coroutines resumed by someone else", function()
     assert.equal("runtime", rec.err.kind)
     assert.is_truthy(rec.err.message:find("woke the coroutine before call", 1, true), rec.err.message)
     assert.equal(0, host:unreplied())
-    assert.equal(0, rr._internal.serving)
+    assert.equal(0, rr._internal.books.get("serving"))
   end)
 
   it("an idle worker: it leaves the pool, later calls are served once each", function()
@@ -53,7 +53,7 @@ describe("worker coroutines resumed by someone else", function()
       assert.same({ n = 1, i }, r.results)
     end
     assert.equal(0, host:unreplied())
-    assert.equal(0, rr._internal.serving)
+    assert.equal(0, rr._internal.books.get("serving"))
   end)
 end)
 

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod args;
+pub mod calls;
 pub mod dump;
 pub mod graph_depth;
 pub mod load;

@@ -6,16 +6,12 @@
 //! host that creates and closes states over and over would see grow without end.
 
 use super::api::{c_function, guarded, RawFunction};
+use super::calls::books::CLOCK_START;
 use mlua::ffi::{self, lua_State};
-use once_cell::sync::Lazy;
 use std::ffi::CStr;
-use std::time::Instant;
 
 const CALLER_SIDE: &str = include_str!("../../lua/remote_runner.lua");
 const SERVICE_SIDE: &str = include_str!("../../lua/svc_run_lua.lua");
-
-/// Start of the process-wide monotonic clock that timeouts use.
-static CLOCK_START: Lazy<Instant> = Lazy::new(Instant::now);
 
 /// `core.now()` → seconds on a monotonic clock.
 unsafe extern "C-unwind" fn lua_now(l: *mut lua_State) -> isize {
@@ -31,7 +27,7 @@ unsafe extern "C-unwind" fn lua_now(l: *mut lua_State) -> isize {
 /// A valid state with three free stack slots. Lua errors (out of memory) unwind past this
 /// frame, which holds nothing to drop.
 unsafe fn push_core(l: *mut lua_State) {
-    let functions: [(&CStr, RawFunction); 8] = [
+    let functions: [(&CStr, RawFunction); 9] = [
         (c"dump", super::dump::lua_dump),
         (c"load", super::load::lua_load),
         (c"encode_request", super::rpc::lua_encode_request),
@@ -40,6 +36,7 @@ unsafe fn push_core(l: *mut lua_State) {
         (c"encode_error", super::rpc::lua_encode_error),
         (c"decode_response", super::rpc::lua_decode_response),
         (c"now", lua_now),
+        (c"new_books", super::calls::books::lua_new_books),
     ];
     ffi::lua_createtable(l, 0, functions.len() as i32);
     for (name, function) in functions {

@@ -1,0 +1,336 @@
+//! The books of one Lua state's calls: counters and settings in a userdata, and the Lua
+//! values they go with (calls in flight, timeout slots, callbacks) in a table of helpers,
+//! both upvalues of every closure `core.new_books` makes. The embedded Lua layers keep the
+//! rare paths (errors, timeouts, configuration) and reach these through those closures.
+//!
+//! Plain numbers only: a Lua error (out of memory, a finalizer's error) can jump out of any
+//! C API call with `longjmp`, and must find nothing on the Rust side to drop or unborrow.
+//! A field is read or written through the raw pointer at each use, never kept as a
+//! reference across a call into Lua, which may re-enter these functions.
+
+use crate::bind::api::{bytes_at, guarded, push_int};
+use mlua::ffi::{self, lua_State};
+use once_cell::sync::Lazy;
+use std::os::raw::c_int;
+use std::time::Instant;
+
+/// Start of the process-wide monotonic clock that timeouts use (`core.now`).
+pub static CLOCK_START: Lazy<Instant> = Lazy::new(Instant::now);
+
+pub const UP_BOOKS: c_int = ffi::lua_upvalueindex(1);
+pub const UP_HELPERS: c_int = ffi::lua_upvalueindex(2);
+
+/// Counters and settings of one Lua state.
+#[repr(C)]
+pub struct Books {
+    pub next_id: i64,
+    pub sent: i64,
+    pub completed: i64,
+    pub in_flight: i64,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+    pub late_replies: i64,
+    pub served: i64,
+    pub served_failed: i64,
+    /// Served calls running (in their worker) and not answered yet.
+    pub serving: i64,
+    /// Requests inside the transport's `request_svr` (or served on this server) right now:
+    /// a reply that arrives then is delivered at the next poll, never inside `run_mfa`.
+    pub inside_run_mfa: i64,
+    pub idle_workers: i64,
+    /// The first timeout slot poll has not handled yet; NaN until the first call.
+    pub next_slot: f64,
+    pub self_id: Option<i64>,
+    pub timeout: f64,
+    pub max_pending: f64,
+    pub max_pending_per_server: f64,
+    pub max_depth: i64,
+    pub max_bytes: i64,
+    /// A clock set with configure{clock=} (in the helpers table) instead of CLOCK_START.
+    pub custom_clock: bool,
+}
+
+/// The counters `rr.stats()` shows and the Lua layers add to, by name.
+const COUNTERS: [&str; 10] = [
+    "sent",
+    "completed",
+    "in_flight",
+    "bytes_out",
+    "bytes_in",
+    "late_replies",
+    "served",
+    "served_failed",
+    "serving",
+    "idle_workers",
+];
+
+impl Books {
+    fn counter(&mut self, name: &[u8]) -> Option<&mut i64> {
+        let at = COUNTERS.iter().position(|c| c.as_bytes() == name)?;
+        Some(match at {
+            0 => &mut self.sent,
+            1 => &mut self.completed,
+            2 => &mut self.in_flight,
+            3 => &mut self.bytes_out,
+            4 => &mut self.bytes_in,
+            5 => &mut self.late_replies,
+            6 => &mut self.served,
+            7 => &mut self.served_failed,
+            8 => &mut self.serving,
+            _ => &mut self.idle_workers,
+        })
+    }
+}
+
+/// Slots of the helpers table: the Lua values the books go with.
+pub mod slot {
+    use mlua::ffi::lua_Integer;
+    pub const PENDING: lua_Integer = 1;
+    pub const PER_SERVER: lua_Integer = 2;
+    pub const WHEEL: lua_Integer = 3;
+    pub const LONG_SLOT_CALLS: lua_Integer = 4;
+    pub const FAIL_LATER: lua_Integer = 5;
+    pub const FAIL_TRACKED_LATER: lua_Integer = 6;
+    pub const LOCAL_CALL: lua_Integer = 7;
+    pub const NESTED_TIMEOUT: lua_Integer = 8;
+    pub const SETTLE_SLOW: lua_Integer = 9;
+    pub const CALLBACK_FAILED: lua_Integer = 10;
+    pub const TRACEBACK: lua_Integer = 11;
+    pub const TRANSPORT_FAILED: lua_Integer = 12;
+    pub const NO_RESPONSE: lua_Integer = 13;
+    pub const ENCODE_REQUEST: lua_Integer = 14;
+    pub const DECODE_RESPONSE: lua_Integer = 15;
+    pub const TRANSPORT: lua_Integer = 16;
+    pub const CLOCK: lua_Integer = 17;
+    pub const COUNT: usize = 17;
+}
+
+/// The names `core.new_books{...}` takes the helpers under, in slot order.
+const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
+    c"pending",
+    c"per_server",
+    c"wheel",
+    c"long_slot_calls",
+    c"fail_later",
+    c"fail_tracked_later",
+    c"local_call",
+    c"nested_timeout",
+    c"settle_slow",
+    c"callback_failed",
+    c"traceback",
+    c"transport_failed",
+    c"no_response",
+    c"encode_request",
+    c"decode_response",
+];
+
+/// The books of the running closure.
+///
+/// # Safety
+/// From a closure made by `new_books`.
+#[inline(always)]
+pub unsafe fn books(l: *mut lua_State) -> *mut Books {
+    ffi::lua_touserdata(l, UP_BOOKS) as *mut Books
+}
+
+/// Pushes helper `at`.
+///
+/// # Safety
+/// As `books`, with a free stack slot.
+#[inline(always)]
+pub unsafe fn push_helper(l: *mut lua_State, at: ffi::lua_Integer) -> c_int {
+    ffi::lua_rawgeti(l, UP_HELPERS, at)
+}
+
+/// `t[key]` for an integer key of any size (5.1's rawgeti takes an int).
+///
+/// # Safety
+/// `t` an absolute index of a table, a free stack slot.
+#[inline(always)]
+pub unsafe fn get_int_key(l: *mut lua_State, t: c_int, key: i64) -> c_int {
+    push_int(l, key);
+    ffi::lua_rawget(l, t)
+}
+
+/// `t[key] = top` (popped) for an integer key of any size.
+///
+/// # Safety
+/// As `get_int_key`, with a value on top.
+#[inline(always)]
+pub unsafe fn set_int_key(l: *mut lua_State, t: c_int, key: i64) {
+    push_int(l, key);
+    ffi::lua_insert(l, -2);
+    ffi::lua_rawset(l, t);
+}
+
+/// Seconds on the configured clock: CLOCK_START's, or configure{clock}'s function.
+///
+/// # Safety
+/// As `books`, with two free stack slots. A custom clock may run any Lua code.
+pub unsafe fn now(l: *mut lua_State, b: *mut Books) -> f64 {
+    if !(*b).custom_clock {
+        return CLOCK_START.elapsed().as_secs_f64();
+    }
+    push_helper(l, slot::CLOCK);
+    ffi::lua_call(l, 0, 1);
+    let mut isnum = 0;
+    let t = ffi::lua_tonumberx(l, -1, &mut isnum);
+    if isnum == 0 {
+        let got = crate::bind::api::type_name(l, -1);
+        crate::bind::api::raise(
+            l,
+            format!("remote_runner: the configured clock returned a {got}, not a number"),
+        );
+    }
+    ffi::lua_pop(l, 1);
+    t
+}
+
+/// `core.new_books{pending=, per_server=, ...}` → the table of closures over new books.
+pub unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    ffi::lua_settop(l, 1);
+    let place = ffi::lua_newuserdata(l, std::mem::size_of::<Books>()) as *mut Books;
+    place.write(Books {
+        next_id: 1,
+        sent: 0,
+        completed: 0,
+        in_flight: 0,
+        bytes_out: 0,
+        bytes_in: 0,
+        late_replies: 0,
+        served: 0,
+        served_failed: 0,
+        serving: 0,
+        inside_run_mfa: 0,
+        idle_workers: 0,
+        next_slot: f64::NAN,
+        self_id: None,
+        timeout: 10.0,
+        max_pending: 10000.0,
+        max_pending_per_server: 1000.0,
+        max_depth: 128,
+        max_bytes: 4 << 20,
+        custom_clock: false,
+    });
+    ffi::lua_createtable(l, slot::COUNT as c_int, 0);
+    for (i, name) in HELPER_NAMES.iter().enumerate() {
+        ffi::lua_getfield(l, 1, name.as_ptr());
+        ffi::lua_rawseti(l, 3, i as ffi::lua_Integer + 1);
+    }
+    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 12] = [
+        (c"start_call", super::caller::lua_start_call),
+        (c"on_response", super::caller::lua_on_response),
+        (c"untrack", super::wheel::lua_untrack),
+        (c"schedule", super::wheel::lua_schedule),
+        (c"slot_of", super::wheel::lua_slot_of),
+        (c"configure", lua_configure),
+        (c"set_transport", lua_set_transport),
+        (c"get", lua_get),
+        (c"add", lua_add),
+        (c"next_slot", lua_next_slot),
+        (c"set_next_slot", lua_set_next_slot),
+        (c"next_id", lua_next_id),
+    ];
+    ffi::lua_createtable(l, 0, closures.len() as c_int);
+    for (name, f) in closures {
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_pushvalue(l, 3);
+        ffi::lua_pushcclosure(l, crate::bind::api::c_function(f), 2);
+        ffi::lua_setfield(l, -2, name.as_ptr());
+    }
+    1
+}
+
+/// The number at `idx`, or NaN when it is not one.
+unsafe fn number_or_nan(l: *mut lua_State, idx: c_int) -> f64 {
+    let mut isnum = 0;
+    let v = ffi::lua_tonumberx(l, idx, &mut isnum);
+    if isnum == 0 {
+        f64::NAN
+    } else {
+        v
+    }
+}
+
+/// `configure(self_id?, timeout, max_pending, max_pending_per_server, max_depth, max_bytes,
+/// clock?)`: the settings rr.configure checked; `clock` nil for the default one.
+unsafe extern "C-unwind" fn lua_configure(l: *mut lua_State) -> isize {
+    guarded(l, "configure", || {
+        ffi::lua_settop(l, 7);
+        let b = books(l);
+        (*b).self_id = crate::bind::api::integer_at(l, 1).filter(|_| ffi::lua_isnumber(l, 1) != 0);
+        (*b).timeout = number_or_nan(l, 2);
+        (*b).max_pending = number_or_nan(l, 3);
+        (*b).max_pending_per_server = number_or_nan(l, 4);
+        (*b).max_depth = number_or_nan(l, 5).min(9.0e15) as i64;
+        (*b).max_bytes = number_or_nan(l, 6).min(9.0e15) as i64;
+        (*b).custom_clock = ffi::lua_type(l, 7) == ffi::LUA_TFUNCTION;
+        ffi::lua_pushvalue(l, 7);
+        ffi::lua_rawseti(l, UP_HELPERS, slot::CLOCK);
+        Ok(0)
+    })
+}
+
+/// `set_transport(t?)`: the transport table, or nil for the global c_rpc.
+unsafe extern "C-unwind" fn lua_set_transport(l: *mut lua_State) -> isize {
+    ffi::lua_settop(l, 1);
+    ffi::lua_rawseti(l, UP_HELPERS, slot::TRANSPORT);
+    0
+}
+
+/// The counter named by the string at 1, or a Lua error.
+unsafe fn named_counter<'a>(l: *mut lua_State) -> Result<&'a mut i64, String> {
+    let name = if ffi::lua_type(l, 1) == ffi::LUA_TSTRING {
+        bytes_at(l, 1)
+    } else {
+        &[]
+    };
+    (*books(l)).counter(name).ok_or_else(|| {
+        format!(
+            "remote_runner: no counter {}",
+            String::from_utf8_lossy(name)
+        )
+    })
+}
+
+/// `get(name)` → the counter's value.
+unsafe extern "C-unwind" fn lua_get(l: *mut lua_State) -> isize {
+    guarded(l, "get", || {
+        let v = *named_counter(l)?;
+        push_int(l, v);
+        Ok(1)
+    })
+}
+
+/// `add(name, delta)`.
+unsafe extern "C-unwind" fn lua_add(l: *mut lua_State) -> isize {
+    guarded(l, "add", || {
+        let delta = crate::bind::api::integer_at(l, 2).unwrap_or(0);
+        *named_counter(l)? += delta;
+        Ok(0)
+    })
+}
+
+/// `next_slot()` → the first slot poll has not handled, or nil before the first call.
+unsafe extern "C-unwind" fn lua_next_slot(l: *mut lua_State) -> isize {
+    let v = (*books(l)).next_slot;
+    if v.is_nan() {
+        ffi::lua_pushnil(l);
+    } else {
+        ffi::lua_pushnumber(l, v);
+    }
+    1
+}
+
+/// `set_next_slot(slot)`.
+unsafe extern "C-unwind" fn lua_set_next_slot(l: *mut lua_State) -> isize {
+    (*books(l)).next_slot = number_or_nan(l, 1);
+    0
+}
+
+/// `next_id()` → the id the next call gets (for tests of the books).
+unsafe extern "C-unwind" fn lua_next_id(l: *mut lua_State) -> isize {
+    push_int(l, (*books(l)).next_id);
+    1
+}
