@@ -399,19 +399,18 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- coroutine.resume's first two results. A served coroutine that fails, or that yields anywhere
 -- but in rr.call, is answered with an error reply by svc_run_lua; any other coroutine's
 -- failure is logged.
-local function after_resume(co, ok, err)
+local function after_resume(co, ok, ...)
   local state = workers[co]
   if state and state.busy then
     if not ok then
-      internal.served_failure(state, err, co)
+      internal.served_failure(state, (...), co)
+    elseif co_status(co) == "dead" then
+      B.finish_job(co, ...) -- the served function returned: these are its results
     elseif waiting[co] == nil then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
-  elseif state then
-    -- Between jobs (a debug hook's error while it parks): the pool drops it.
-    if not ok then log("warn", "a svc_run_lua worker coroutine failed between jobs: " .. describe(err)) end
   elseif not ok then
-    log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, describe(err)))
+    log("error", "coroutine failed after rr.call resumed it: " .. traceback(co, describe((...))))
   end
 end
 
@@ -435,6 +434,7 @@ end
 -- The first value a call's answer resumes rr.call with: anything else came from some other
 -- coroutine.resume (a scheduler waking the coroutine for its own reasons).
 local ANSWER = {}
+B.set_helpers({ waiting = waiting })
 
 -- Resumes `co` with a call's outcome if it is still parked on that call.
 local function wake(co, id, ...)

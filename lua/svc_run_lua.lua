@@ -5,28 +5,23 @@ local rr, core = ...
 local internal = rr._internal
 local books = internal.books
 local settings, log, describe = internal.settings, internal.log, internal.describe
-local after_resume, workers, local_routes = internal.after_resume, internal.workers, internal.local_routes
-local encode_response, encode_error, decode_request = core.encode_response, core.encode_error, core.decode_request
+local workers, local_routes = internal.workers, internal.local_routes
+local encode_error = core.encode_error
 -- Captured at load, like the caller side's; `require` alone is looked up at each call, as the
 -- legacy service did, so that a host that replaces it (hot reload, packed scripts) is obeyed.
-local type, tostring, pcall, format, find, rawget, rawequal = type, tostring, pcall, string.format, string.find,
-  rawget, rawequal
+local type, tostring, pcall, format, find, rawget, rawequal, select = type, tostring, pcall, string.format,
+  string.find, rawget, rawequal, select
 local globals = _G
 -- The real metatable, past a __metatable field: tostring looks at that one for __tostring.
 local getmetatable, dump, traceback = debug.getmetatable, core.dump, debug.traceback
-local co_create, co_running, co_yield, co_resume = coroutine.create, coroutine.running, coroutine.yield,
-  coroutine.resume
+local co_running = coroutine.running
 local loaded = package.loaded
 
 local S = {}
 
--- This side's counters, added to rr.stats() by internal.service_stats.
-local served, served_failed, bytes_out, bytes_in = 0, 0, 0, 0
-
+-- This side's counters are kept by the books, with the caller side's bytes.
 function internal.service_stats(copy)
-  copy.served, copy.served_failed = served, served_failed
-  copy.bytes_out = copy.bytes_out + bytes_out
-  copy.bytes_in = copy.bytes_in + bytes_in
+  copy.served, copy.served_failed = books.get("served"), books.get("served_failed")
 end
 
 -- Deny by default: module name -> true (every function) or { [function name] = true }.
@@ -49,13 +44,14 @@ function S.allow(module_name, function_name)
 end
 
 function S.disallow_all()
-  allowed = {}
+  -- Emptied in place: the books serve requests with this very table.
+  for module_name in next, allowed do allowed[module_name] = nil end
 end
 
--- A served call runs in a worker coroutine, which keeps one state table for all its jobs:
--- { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy=, results= } (`results`: an
--- empty table encode_response may use for the results). `busy` is true from the
--- start of a job until its one reply (internal.workers maps the coroutine to it).
+-- A served call runs in a worker coroutine (src/bind/calls/service.rs), which keeps one state
+-- table for all its jobs: { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy= }.
+-- `busy` is true from the start of a job until its one reply (internal.workers maps the
+-- coroutine to it).
 
 function S.caller()
   local co = co_running()
@@ -76,15 +72,21 @@ local function reply_function(ctx)
   return internal.transport_function("reply_to")
 end
 
+-- A reply could not be sent: no transport (no argument), or reply_to raised `err`.
+local function reply_failed(...)
+  if select("#", ...) == 0 then
+    log("error", "cannot reply: no transport (rr.set_transport{...} or the global c_rpc.reply_to)")
+  else
+    log("error", "reply_to failed: " .. describe((...)))
+  end
+end
+
 -- Sends a reply with `reply` (reply_function's) to the host's request `ctx`.
 local function send_with(reply, ctx, content)
-  bytes_out = bytes_out + #content
-  if reply == nil then
-    log("error", "cannot reply: no transport (rr.set_transport{...} or the global c_rpc.reply_to)")
-    return
-  end
+  books.add("bytes_out", #content)
+  if reply == nil then return reply_failed() end
   local ok, err = pcall(reply, ctx, content)
-  if not ok then log("error", "reply_to failed: " .. describe(err)) end
+  if not ok then reply_failed(err) end
 end
 
 local function send_reply(ctx, content)
@@ -92,7 +94,7 @@ local function send_reply(ctx, content)
 end
 
 local function reply_error(ctx, call_id, kind, message, remote_traceback)
-  served_failed = served_failed + 1
+  books.add("served_failed", 1)
   send_reply(ctx, encode_error(kind, message, remote_traceback, call_id, settings.max_message_bytes))
 end
 
@@ -138,7 +140,7 @@ function internal.served_failure(state, err, remote_traceback)
   if not state.busy then return end
   local made, reply = pcall(failure_reply, state, err, remote_traceback)
   if not end_job(state) then return end
-  served_failed = served_failed + 1
+  books.add("served_failed", 1)
   local ctx = state.ctx
   state.ctx = false
   if made then
@@ -149,69 +151,17 @@ function internal.served_failure(state, err, remote_traceback)
   end
 end
 
--- Idle worker coroutines and their states. A worker runs one job after another; the reply
--- goes out when the function returns, whoever resumed the worker last (this module, or rr.call's
--- callback after a nested call). A worker whose function raised is dead and is not reused.
-local idle, idle_states, idle_count = {}, {}, 0
-local MAX_IDLE = 64
-
--- RunMfa hands a worker each job with this marker first. A worker woken by anything else (code
--- that kept coroutine.running() from an earlier job and resumed it) leaves the pool and ends.
-local JOB = {}
-
-local function unpark(co)
-  for i = idle_count, 1, -1 do
-    if idle[i] == co then
-      idle[i], idle_states[i] = idle[idle_count], idle_states[idle_count]
-      idle[idle_count], idle_states[idle_count] = nil, nil
-      idle_count = idle_count - 1
-      return
-    end
-  end
-end
-
--- Runs one job in the current worker and replies with the results; false (nothing run) when
--- the worker was not woken by RunMfa.
-local function serve(state, mark, fn, ...)
-  if mark ~= JOB then return false end
-  -- Counted as running from here, inside the worker: if resuming it fails first (out of
-  -- memory), nothing is left counted, and RunMfa answers for it.
-  state.started, state.busy = true, true
-  books.add("serving", 1)
-  local bytes, err = encode_response(state.results, state.call_id, settings.max_depth, settings.max_message_bytes,
-    fn(...))
-  if not state.busy then return true end -- answered already (a yield outside rr.call)
-  local failed = bytes == nil
-  if failed then
-    bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state.module,
-      state.func, err), nil, state.call_id, settings.max_message_bytes)
-  end
-  -- The reply is made before the job ends, right before sending it: an error until then (a
-  -- watchdog's debug hook, say) still finds the job running, and the failure is what gets
-  -- answered. end_job's two lines are inlined: on every served call, the function call costs
-  -- about 330 instructions, 1% of a whole call.
+-- A served function returned what cannot be sent (`why`): its caller gets a runtime error.
+local function unsendable_results(state, why)
+  if not state.busy then return end -- answered already (a yield outside rr.call)
+  local bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state.module,
+    state.func, why), nil, state.call_id, settings.max_message_bytes)
   local ctx = state.ctx
   local reply = reply_function(ctx)
-  if failed then served_failed = served_failed + 1 end
-  state.busy = false
-  books.add("serving", -1)
+  books.add("served_failed", 1)
+  end_job(state)
   send_with(reply, ctx, bytes)
   state.ctx = false -- the host's request object is not kept alive by an idle worker
-  return true
-end
-
--- The body of a worker coroutine: its first job comes with the coroutine and its state.
-local function worker(co, state, mark, fn, ...)
-  serve(state, mark, fn, ...)
-  while idle_count < MAX_IDLE do
-    -- The pool's tables grow before the count does: running out of memory there must not
-    -- leave a hole in the pool.
-    local slot = idle_count + 1
-    idle[slot], idle_states[slot] = co, state
-    idle_count = slot
-    -- Parked until RunMfa resumes it with the next function and arguments.
-    if not serve(state, co_yield()) then return unpark(co) end
-  end
 end
 
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
@@ -317,47 +267,17 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
     return reply_error(ctx, call_id, "not_found", format("function '%s' not found in module '%s'%s",
       shown(function_name), module_name, why))
   end
-  -- The job goes to an idle worker, or to a new one. An idle worker that something else ended
-  -- (coroutine.close, a debug hook's error) cannot start it: the next one gets it. A new worker
-  -- that cannot start it (out of memory) answers the request with the failure.
-  while true do
-    local co, state, fresh
-    if idle_count > 0 then
-      co, state = idle[idle_count], idle_states[idle_count]
-      idle[idle_count], idle_states[idle_count] = nil, nil
-      idle_count = idle_count - 1
-    else
-      co = co_create(worker)
-      state = { ctx = false, call_id = false, caller_id = false, deadline = false, module = false, func = false,
-        started = false, busy = false, results = {} }
-      workers[co] = state
-      fresh = true
-    end
-    state.ctx, state.call_id, state.caller_id, state.module, state.func = ctx, call_id, caller_id, module_name,
-      function_name
-    -- The caller's budget bounds the default timeout of nested calls made by this function.
-    state.deadline = timeout_ms and settings.clock() + timeout_ms / 1000 or false
-    state.started = false
-    local ok, err
-    if fresh then
-      ok, err = co_resume(co, co, state, JOB, fn, ...)
-    else
-      ok, err = co_resume(co, JOB, fn, ...)
-    end
-    if state.started then
-      -- Usually the job is done and the worker parked; else it failed, or waits in rr.call.
-      if not ok or state.busy then after_resume(co, ok, err) end
-      return
-    end
-    state.ctx = false
-    if fresh then return reply_error(ctx, call_id, "runtime", "the call could not start: " .. describe(err)) end
-  end
+  return books.start_job(ctx, fn, module_name, function_name, caller_id, call_id, timeout_ms, ...)
 end
 
-function S.RunMfa(ctx, content)
-  served = served + 1
-  if type(content) == "string" then bytes_in = bytes_in + #content end
-  return serve_request(ctx, decode_request(content, settings.max_depth, settings.max_message_bytes, allowed))
-end
+books.set_helpers({
+  allowed = allowed, loaded = loaded, serve_slow = serve_request, workers = workers, idle = {},
+  served_failure = internal.served_failure, local_routes = local_routes, decode_request = core.decode_request,
+  encode_response = core.encode_response, unsendable_results = unsendable_results, reply_failed = reply_failed,
+  results_scratch = {},
+})
+
+-- RunMfa(ctx, content): serves one request, answering it through reply_to exactly once.
+S.RunMfa = books.run_mfa_service
 
 return S

@@ -39,14 +39,16 @@ describe("worker coroutines resumed by someone else", function()
     assert.equal(0, rr._internal.books.get("serving"))
   end)
 
-  it("an idle worker: it leaves the pool, later calls are served once each", function()
+  it("an idle worker cannot be resumed; later calls are served once each", function()
     local rec = host:call(2, "rpcfix.echo", "keep_coroutine", { "first" })
     host:pump()
     assert.same({ n = 1, "first" }, rec.results)
     local kept = require("rpcfix.echo").kept
-    assert.equal("suspended", coroutine.status(kept), "parked in the idle pool")
-    assert.is_true((coroutine.resume(kept, function() return "not a job" end)))
-    assert.equal("dead", coroutine.status(kept))
+    -- Idle in the pool, it has no function to go on with: nothing else can resume it.
+    assert.equal("dead", coroutine.status(kept), "idle in the pool")
+    local resumed, why = coroutine.resume(kept, function() return "not a job" end)
+    assert.is_false(resumed)
+    assert.is_truthy(tostring(why):find("dead", 1, true), why)
     for i = 1, 3 do
       local r = host:call(2, "rpcfix.echo", "echo", { i })
       host:pump()

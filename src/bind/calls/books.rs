@@ -100,9 +100,23 @@ pub mod slot {
     pub const NO_RESPONSE: lua_Integer = 13;
     pub const ENCODE_REQUEST: lua_Integer = 14;
     pub const DECODE_RESPONSE: lua_Integer = 15;
-    pub const TRANSPORT: lua_Integer = 16;
-    pub const CLOCK: lua_Integer = 17;
-    pub const COUNT: usize = 17;
+    pub const ALLOWED: lua_Integer = 16;
+    pub const LOADED: lua_Integer = 17;
+    pub const SERVE_SLOW: lua_Integer = 18;
+    pub const WORKERS: lua_Integer = 19;
+    pub const IDLE: lua_Integer = 20;
+    pub const WAITING: lua_Integer = 21;
+    pub const SERVED_FAILURE: lua_Integer = 22;
+    pub const LOCAL_ROUTES: lua_Integer = 23;
+    pub const DECODE_REQUEST: lua_Integer = 24;
+    pub const ENCODE_RESPONSE: lua_Integer = 25;
+    pub const UNSENDABLE_RESULTS: lua_Integer = 26;
+    pub const REPLY_FAILED: lua_Integer = 27;
+    pub const RESULTS_SCRATCH: lua_Integer = 28;
+    /// Set by set_transport and configure, not by name.
+    pub const TRANSPORT: lua_Integer = 29;
+    pub const CLOCK: lua_Integer = 30;
+    pub const COUNT: usize = 30;
 }
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
@@ -122,6 +136,19 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"no_response",
     c"encode_request",
     c"decode_response",
+    c"allowed",
+    c"loaded",
+    c"serve_slow",
+    c"workers",
+    c"idle",
+    c"waiting",
+    c"served_failure",
+    c"local_routes",
+    c"decode_request",
+    c"encode_response",
+    c"unsendable_results",
+    c"reply_failed",
+    c"results_scratch",
 ];
 
 /// The books of the running closure.
@@ -187,7 +214,7 @@ pub unsafe fn now(l: *mut lua_State, b: *mut Books) -> f64 {
 }
 
 /// `core.new_books{pending=, per_server=, ...}` → the table of closures over new books.
-pub unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
     ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
     ffi::lua_settop(l, 1);
     let place = ffi::lua_newuserdata(l, std::mem::size_of::<Books>()) as *mut Books;
@@ -214,11 +241,8 @@ pub unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
         custom_clock: false,
     });
     ffi::lua_createtable(l, slot::COUNT as c_int, 0);
-    for (i, name) in HELPER_NAMES.iter().enumerate() {
-        ffi::lua_getfield(l, 1, name.as_ptr());
-        ffi::lua_rawseti(l, 3, i as ffi::lua_Integer + 1);
-    }
-    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 12] = [
+    set_helpers(l, 1, 3);
+    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 15] = [
         (c"start_call", super::caller::lua_start_call),
         (c"on_response", super::caller::lua_on_response),
         (c"untrack", super::wheel::lua_untrack),
@@ -230,7 +254,10 @@ pub unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
         (c"add", lua_add),
         (c"next_slot", lua_next_slot),
         (c"set_next_slot", lua_set_next_slot),
-        (c"next_id", lua_next_id),
+        (c"set_helpers", lua_set_helpers),
+        (c"run_mfa_service", super::service::lua_run_mfa_service),
+        (c"start_job", super::service::lua_start_job),
+        (c"finish_job", super::service::lua_finish_job),
     ];
     ffi::lua_createtable(l, 0, closures.len() as c_int);
     for (name, f) in closures {
@@ -329,8 +356,22 @@ unsafe extern "C-unwind" fn lua_set_next_slot(l: *mut lua_State) -> isize {
     0
 }
 
-/// `next_id()` → the id the next call gets (for tests of the books).
-unsafe extern "C-unwind" fn lua_next_id(l: *mut lua_State) -> isize {
-    push_int(l, (*books(l)).next_id);
-    1
+/// Copies the helpers the table at `from` names (HELPER_NAMES) into the helpers table at
+/// `helpers`.
+unsafe fn set_helpers(l: *mut lua_State, from: c_int, helpers: c_int) {
+    for (i, name) in HELPER_NAMES.iter().enumerate() {
+        if ffi::lua_getfield(l, from, name.as_ptr()) == ffi::LUA_TNIL {
+            ffi::lua_pop(l, 1);
+        } else {
+            ffi::lua_rawseti(l, helpers, i as ffi::lua_Integer + 1);
+        }
+    }
+}
+
+/// `set_helpers{name = value, ...}`: helpers made after the books (svc_run_lua's).
+unsafe extern "C-unwind" fn lua_set_helpers(l: *mut lua_State) -> isize {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    ffi::lua_settop(l, 1);
+    set_helpers(l, 1, UP_HELPERS);
+    0
 }

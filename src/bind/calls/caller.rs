@@ -60,7 +60,7 @@ unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
 /// `start_call(svr_id, module, func, args, on_result?, on_error?, timeout?)` → the call id,
 /// or nothing when an argument has the wrong type, or `nil, n, why` when argument `n` cannot
 /// be sent. The call is sent, or ends with a failure delivered at the next poll.
-pub unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isize {
     guarded(l, "start_call", || {
         ffi::lua_settop(l, 7);
         ffi::lua_checkstack(l, 24);
@@ -269,7 +269,7 @@ unsafe fn overloaded(
 
 /// The reply (or transport failure) of call `id`: content at `content`, the transport's
 /// error at `content + 1`.
-unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_int {
+pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_int {
     let b = books(l);
     ffi::lua_checkstack(l, 16);
     // Received bytes count whether or not the call still waits for them.
@@ -343,7 +343,7 @@ unsafe extern "C-unwind" fn lua_on_reply(l: *mut lua_State) -> isize {
 
 /// `on_response(id, content, transport_error)`: a reply routed by id (a call to this
 /// server itself).
-pub unsafe extern "C-unwind" fn lua_on_response(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_on_response(l: *mut lua_State) -> isize {
     guarded(l, "on_response", || {
         ffi::lua_settop(l, 3);
         let id = integer_at(l, 1).unwrap_or(0);

@@ -3,4 +3,5 @@
 
 pub mod books;
 pub mod caller;
+pub mod service;
 pub mod wheel;

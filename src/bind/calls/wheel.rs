@@ -211,7 +211,7 @@ pub unsafe fn untrack(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
 }
 
 /// `untrack(id)` → the call record, or nil when it was not in flight.
-pub unsafe extern "C-unwind" fn lua_untrack(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_untrack(l: *mut lua_State) -> isize {
     guarded(l, "untrack", || {
         let id = integer_at(l, 1).unwrap_or(0);
         ffi::lua_settop(l, 1);
@@ -226,7 +226,7 @@ pub unsafe extern "C-unwind" fn lua_untrack(l: *mut lua_State) -> isize {
 }
 
 /// `schedule(call)`: puts the record in its timeout slot (configure{clock} moves them all).
-pub unsafe extern "C-unwind" fn lua_schedule(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_schedule(l: *mut lua_State) -> isize {
     guarded(l, "schedule", || {
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
         ffi::lua_settop(l, 1);
@@ -237,7 +237,7 @@ pub unsafe extern "C-unwind" fn lua_schedule(l: *mut lua_State) -> isize {
 }
 
 /// `slot_of(time)` → the timeout slot of that time.
-pub unsafe extern "C-unwind" fn lua_slot_of(l: *mut lua_State) -> isize {
+pub(crate) unsafe extern "C-unwind" fn lua_slot_of(l: *mut lua_State) -> isize {
     let t = number(l, 1);
     ffi::lua_pushnumber(l, slot_of(t));
     1

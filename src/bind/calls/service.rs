@@ -1,0 +1,321 @@
+//! The service side of a call: `RunMfa(ctx, content)` and the worker coroutines that run
+//! served functions. The usual path (a loaded module's allowed function, whose results are
+//! sent as its reply) runs here; lua/svc_run_lua.lua keeps the rest (requiring a module,
+//! inherited functions, refusals, failures) and hands its jobs back to `start_job`.
+//!
+//! A worker is a bare coroutine: the served function itself runs in it, and a worker whose
+//! function returned has an empty stack and runs the next job. To Lua an idle worker looks
+//! dead, so nothing else can resume it. A function that raised, or that yields anywhere but
+//! in rr.call, leaves its worker, which is dropped.
+
+use super::books::{books, get_int_key, now, push_helper, set_int_key, slot, Books};
+use super::caller::push_transport_function;
+use crate::bind::api::{guarded, integer_at, push_int};
+use mlua::ffi::{self, lua_State};
+use std::os::raw::c_int;
+
+/// Idle workers kept for later jobs.
+const MAX_IDLE: i64 = 64;
+
+/// Calls helper `at` with the `nargs` values on top; no results.
+unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
+    push_helper(l, at);
+    ffi::lua_insert(l, -(nargs + 1));
+    ffi::lua_call(l, nargs, 0);
+}
+
+/// `RunMfa(ctx, content)`: serves one request and answers it through the transport's
+/// reply_to exactly once.
+pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) -> isize {
+    guarded(l, "RunMfa", || {
+        ffi::lua_settop(l, 2);
+        ffi::lua_checkstack(l, 24);
+        let b = books(l);
+        (*b).served += 1;
+        if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
+            (*b).bytes_in += ffi::lua_rawlen(l, 2) as i64;
+        }
+        // serve_slow, ctx, then decode_request's results: module, func, caller id, call id,
+        // timeout, arguments... (or nil, why; or false and the names of a refused call).
+        push_helper(l, slot::SERVE_SLOW);
+        ffi::lua_pushvalue(l, 1);
+        const MODULE: c_int = 5;
+        const FUNC: c_int = 6;
+        push_helper(l, slot::DECODE_REQUEST);
+        ffi::lua_pushvalue(l, 2);
+        push_int(l, (*b).max_depth);
+        push_int(l, (*b).max_bytes);
+        push_helper(l, slot::ALLOWED);
+        ffi::lua_call(l, 4, ffi::LUA_MULTRET);
+        let top = ffi::lua_gettop(l);
+        // The function, found without running any Lua code, or the slow path.
+        let found = ffi::lua_type(l, MODULE) == ffi::LUA_TSTRING && {
+            push_helper(l, slot::LOADED);
+            ffi::lua_pushvalue(l, MODULE);
+            ffi::lua_rawget(l, -2) == ffi::LUA_TTABLE && {
+                ffi::lua_pushvalue(l, FUNC);
+                ffi::lua_rawget(l, -2) == ffi::LUA_TFUNCTION
+            }
+        };
+        if !found {
+            ffi::lua_settop(l, top);
+            ffi::lua_call(l, top - 3, 0);
+            return Ok(0);
+        }
+        // start_job's order from 3: ctx, fn, module, func, caller id, call id, timeout, args...
+        ffi::lua_replace(l, 4);
+        ffi::lua_settop(l, top);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_replace(l, 3);
+        start_job(l, b, 3);
+        Ok(0)
+    })
+}
+
+/// `start_job(ctx, fn, module, func, caller_id, call_id, timeout_ms, args...)`: runs a
+/// served call that svc_run_lua looked up.
+pub(crate) unsafe extern "C-unwind" fn lua_start_job(l: *mut lua_State) -> isize {
+    guarded(l, "start_job", || {
+        ffi::lua_checkstack(l, 24);
+        start_job(l, books(l), 1);
+        Ok(0)
+    })
+}
+
+// Fields of a worker's state table (rr.caller, nested calls' budget, svc_run_lua's failures).
+const CTX: &std::ffi::CStr = c"ctx";
+const BUSY: &std::ffi::CStr = c"busy";
+
+/// Runs the job whose ctx is at `first` (start_job's order) in a worker: the stack from
+/// `first` is used up.
+unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
+    let nargs = ffi::lua_gettop(l) - (first + 6);
+    let (co, co_at) = take_worker(l, b);
+    let state = co_at + 1;
+    // The state: what rr.caller, a nested call's timeout and a failure's reply read.
+    let fields: [(&std::ffi::CStr, c_int); 5] = [
+        (CTX, first),
+        (c"module", first + 2),
+        (c"func", first + 3),
+        (c"caller_id", first + 4),
+        (c"call_id", first + 5),
+    ];
+    for (name, at) in fields {
+        ffi::lua_pushvalue(l, at);
+        ffi::lua_setfield(l, state, name.as_ptr());
+    }
+    // The caller's budget bounds the default timeout of nested calls made by this function.
+    match integer_at(l, first + 6).filter(|_| ffi::lua_type(l, first + 6) == ffi::LUA_TNUMBER) {
+        Some(ms) => {
+            let deadline = now(l, b) + ms as f64 / 1000.0;
+            ffi::lua_pushnumber(l, deadline);
+        }
+        None => ffi::lua_pushboolean(l, 0),
+    }
+    ffi::lua_setfield(l, state, c"deadline".as_ptr());
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_setfield(l, state, BUSY.as_ptr());
+    (*b).serving += 1;
+    if ffi::lua_checkstack(co, nargs + 2) == 0 || ffi::lua_checkstack(l, nargs + 8) == 0 {
+        ffi::lua_pushstring(l, c"too many arguments for the worker's stack".as_ptr());
+        failed(l, state, 0);
+        return;
+    }
+    ffi::lua_pushvalue(l, first + 1);
+    ffi::lua_xmove(l, co, 1);
+    for i in 0..nargs {
+        ffi::lua_pushvalue(l, first + 7 + i);
+    }
+    ffi::lua_xmove(l, co, nargs);
+    let mut nres: c_int = 0;
+    let status = ffi::lua_resume(co, l, nargs, &mut nres);
+    match status {
+        ffi::LUA_OK => {
+            let nres = ffi::lua_gettop(co);
+            if ffi::lua_checkstack(l, nres + 16) == 0 {
+                ffi::lua_settop(co, 0);
+                ffi::lua_pushstring(l, c"too many results for the stack".as_ptr());
+                failed(l, state, 0);
+                return;
+            }
+            ffi::lua_xmove(co, l, nres);
+            finish(l, b, co_at, state, nres);
+        }
+        ffi::LUA_YIELD => {
+            // Parked in rr.call: the job goes on when its answer resumes the worker.
+            push_helper(l, slot::WAITING);
+            ffi::lua_pushvalue(l, co_at);
+            if ffi::lua_rawget(l, -2) == ffi::LUA_TNIL {
+                ffi::lua_pushstring(l, c"a served function may only yield through rr.call".as_ptr());
+                failed(l, state, 0);
+            }
+        }
+        _ => {
+            ffi::lua_xmove(co, l, 1);
+            failed(l, state, co_at);
+        }
+    }
+}
+
+/// The served function failed (the error on top): svc_run_lua answers with the failure,
+/// its traceback made from the worker at `co_at` (0: none).
+unsafe fn failed(l: *mut lua_State, state: c_int, co_at: c_int) {
+    ffi::lua_pushvalue(l, state);
+    ffi::lua_insert(l, -2);
+    if co_at == 0 {
+        ffi::lua_pushnil(l);
+    } else {
+        ffi::lua_pushvalue(l, co_at);
+    }
+    call_helper(l, slot::SERVED_FAILURE, 3);
+}
+
+/// Pushes an idle worker (or a new one) and its state; returns the worker and where it is.
+unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_int) {
+    push_helper(l, slot::IDLE);
+    let idle = ffi::lua_gettop(l);
+    while (*b).idle_workers > 0 {
+        let at = (*b).idle_workers;
+        (*b).idle_workers = at - 1;
+        get_int_key(l, idle, at);
+        ffi::lua_pushnil(l);
+        set_int_key(l, idle, at);
+        let co = ffi::lua_tothread(l, -1);
+        // A worker something else ended, or given a debug hook of its own (a watchdog's, set
+        // through coroutine.running() in an earlier job), is not reused.
+        if !co.is_null()
+            && ffi::lua_status(co) == ffi::LUA_OK
+            && ffi::lua_gettop(co) == 0
+            && ffi::lua_gethook(co).map(|f| f as usize) == ffi::lua_gethook(l).map(|f| f as usize)
+        {
+            ffi::lua_remove(l, idle);
+            push_helper(l, slot::WORKERS);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_rawget(l, -2);
+            ffi::lua_remove(l, -2);
+            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                return (co, ffi::lua_gettop(l) - 1);
+            }
+            ffi::lua_settop(l, idle - 1);
+            break;
+        }
+        ffi::lua_pop(l, 1);
+    }
+    ffi::lua_settop(l, idle - 1);
+    let co = ffi::lua_newthread(l);
+    let co_at = ffi::lua_gettop(l);
+    ffi::lua_createtable(l, 0, 8);
+    push_helper(l, slot::WORKERS);
+    ffi::lua_pushvalue(l, co_at);
+    ffi::lua_pushvalue(l, co_at + 1);
+    ffi::lua_rawset(l, -3);
+    ffi::lua_pop(l, 1);
+    (co, co_at)
+}
+
+/// `finish_job(co, results...)`: a worker that was parked in rr.call has returned
+/// (svc_run_lua's after_resume, with coroutine.resume's results).
+pub(crate) unsafe extern "C-unwind" fn lua_finish_job(l: *mut lua_State) -> isize {
+    guarded(l, "finish_job", || {
+        let nres = ffi::lua_gettop(l) - 1;
+        ffi::lua_checkstack(l, 24);
+        push_helper(l, slot::WORKERS);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_rawget(l, -2);
+        ffi::lua_remove(l, -2);
+        ffi::lua_insert(l, 2);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_insert(l, 2);
+        // co, co, state, results...
+        finish(l, books(l), 2, 3, nres);
+        Ok(0)
+    })
+}
+
+/// Answers the job of the worker at `co_at` (state at `state`) with the `nres` results on
+/// top, and puts the worker back in the pool.
+unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, nres: c_int) {
+    let first = ffi::lua_gettop(l) - nres + 1;
+    // encode_response(scratch, call_id, maxdepth, maxbytes, results...)
+    push_helper(l, slot::ENCODE_RESPONSE);
+    push_helper(l, slot::RESULTS_SCRATCH);
+    ffi::lua_getfield(l, state, c"call_id".as_ptr());
+    if ffi::lua_type(l, -1) != ffi::LUA_TNUMBER {
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushnil(l);
+    }
+    push_int(l, (*b).max_depth);
+    push_int(l, (*b).max_bytes);
+    ffi::lua_rotate(l, first, 5);
+    ffi::lua_call(l, 4 + nres, 2);
+    if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
+        // unsendable_results(state, why)
+        ffi::lua_remove(l, -2);
+        ffi::lua_pushvalue(l, state);
+        ffi::lua_insert(l, -2);
+        call_helper(l, slot::UNSENDABLE_RESULTS, 2);
+        pool(l, b, co_at);
+        return;
+    }
+    ffi::lua_pop(l, 1);
+    let reply = ffi::lua_gettop(l);
+    ffi::lua_getfield(l, state, CTX.as_ptr());
+    let ctx = reply + 1;
+    // The reply is made before the job ends, right before sending it: an error until then (a
+    // watchdog's debug hook, say) still finds the job running.
+    ffi::lua_getfield(l, state, BUSY.as_ptr());
+    let busy = ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    if !busy {
+        pool(l, b, co_at);
+        return; // answered already
+    }
+    ffi::lua_pushboolean(l, 0);
+    ffi::lua_setfield(l, state, BUSY.as_ptr());
+    (*b).serving -= 1;
+    ffi::lua_pushboolean(l, 0);
+    ffi::lua_setfield(l, state, CTX.as_ptr());
+    send_reply(l, b, ctx, reply);
+    pool(l, b, co_at);
+}
+
+/// Sends the reply at `reply` to the host's request `ctx`: through reply_to, or back to this
+/// server's own call.
+pub(crate) unsafe fn send_reply(l: *mut lua_State, b: *mut Books, ctx: c_int, reply: c_int) {
+    (*b).bytes_out += ffi::lua_rawlen(l, reply) as i64;
+    push_helper(l, slot::LOCAL_ROUTES);
+    ffi::lua_pushvalue(l, ctx);
+    if ffi::lua_rawget(l, -2) == ffi::LUA_TNUMBER {
+        let id = integer_at(l, -1).unwrap_or(0);
+        ffi::lua_pushvalue(l, reply);
+        ffi::lua_pushnil(l);
+        super::caller::respond(l, id, ffi::lua_gettop(l) - 1);
+        return;
+    }
+    if push_transport_function(l, c"reply_to") == ffi::LUA_TNIL {
+        call_helper(l, slot::REPLY_FAILED, 0);
+        return;
+    }
+    ffi::lua_pushvalue(l, ctx);
+    ffi::lua_pushvalue(l, reply);
+    if ffi::lua_pcall(l, 2, 0, 0) != ffi::LUA_OK {
+        call_helper(l, slot::REPLY_FAILED, 1);
+    }
+}
+
+/// Puts the worker at `co_at` back in the idle pool if it can run another job.
+unsafe fn pool(l: *mut lua_State, b: *mut Books, co_at: c_int) {
+    let co = ffi::lua_tothread(l, co_at);
+    if co.is_null()
+        || ffi::lua_status(co) != ffi::LUA_OK
+        || ffi::lua_gettop(co) != 0
+        || (*b).idle_workers >= MAX_IDLE
+    {
+        return;
+    }
+    push_helper(l, slot::IDLE);
+    ffi::lua_pushvalue(l, co_at);
+    set_int_key(l, ffi::lua_gettop(l) - 1, (*b).idle_workers + 1);
+    ffi::lua_pop(l, 1);
+    (*b).idle_workers += 1;
+}
