@@ -19,8 +19,6 @@ local traceback = debug.traceback
 
 local M = {}
 
--- Calls with a timeout above this many seconds share wider timeout slots (src/bind/calls/wheel.rs).
-local LONG_TIMEOUT = 10
 -- A nested call whose caller's budget is (nearly) spent still gets this long.
 local MIN_TIMEOUT = 0.001
 
@@ -50,12 +48,6 @@ local B
 
 local transport = nil -- nil: the global c_rpc, looked up at each call
 local clock = settings.clock
--- The books' tables: the Rust side starts calls and takes replies; poll, cancel and configure
--- here use the same tables.
-local pending = {}    -- call id -> call record
-local per_server = {} -- server id -> calls in flight
-local wheel = {}      -- timeout slot -> { [call id] = record }; a bucket lives until its slot expires
-local long_slot_calls = {} -- slot of calls with a timeout above LONG_TIMEOUT -> how many are in it
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
 -- Worker coroutine of svc_run_lua -> its state; while `state.busy`, a failure after a resume
@@ -63,7 +55,7 @@ local queue_head, queue_tail = 1, 0
 local workers = setmetatable({}, { __mode = "k" })
 
 -- A call in flight is an array, which is cheaper to build than a record with named fields.
-local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, DEADLINE, SLOT, TIMEOUT = 1, 2, 3, 4, 5, 6, 7, 8, 9
+local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, TIMEOUT = 1, 2, 3, 4, 5, 6, 9
 
 -- tostring for values from user code or the host, error values above all: it never raises,
 -- so an error object whose __tostring fails is still reported instead of escaping into the host.
@@ -239,9 +231,9 @@ end
 ------------------------------------------------------------------------------------------------
 -- Bookkeeping of calls in flight
 
--- B.untrack(id): takes a call off the books, returning its record (nil if it was not in
--- flight: timed out, answered, cancelled).
-local untrack
+-- B.untrack(id): takes a call off the books; false if it was not in flight (timed out,
+-- answered, cancelled). B.record(id): the record of a call in flight (a copy), or nil.
+local untrack, record
 
 -- Ends call `id` (`call`) with a failure delivered at the next poll; false if it was no longer
 -- in flight.
@@ -257,7 +249,9 @@ end
 -- Ends call `id` (`call`) with decode_response's values, `true, results...` or `false, kind,
 -- message, remote traceback`, when the books do not: a failure, or any answer while a request
 -- is inside the transport (`inside` > 0), which the next poll delivers.
-local function settle_slow(id, call, inside, ok, ...)
+local function settle_slow(id, inside, ok, ...)
+  local call = record(id)
+  if not call then return end
   if inside == 0 then
     local kind, message, remote_traceback = ...
     local err = new_error(kind, message, call, remote_traceback)
@@ -273,8 +267,8 @@ local function settle_slow(id, call, inside, ok, ...)
 end
 
 -- A call's transport answered without bytes.
-local function no_response(id, call, inside, transport_error)
-  return settle_slow(id, call, inside, false, "transport",
+local function no_response(id, inside, transport_error)
+  return settle_slow(id, inside, false, "transport",
     "no response: " .. describe(transport_error or "transport failure"))
 end
 
@@ -291,8 +285,11 @@ end
 local local_routes = setmetatable({}, { __mode = "k" })
 
 -- The call to this server itself whose serving raised.
-local function fail_local(id, call, err)
-  return fail_tracked_later(id, call, "transport", "serving the call on this server failed: " .. describe(err))
+local function fail_local(id, err)
+  local call = record(id)
+  if call then
+    fail_tracked_later(id, call, "transport", "serving the call on this server failed: " .. describe(err))
+  end
 end
 
 -- A request to this server itself: served here, its reply routed back to on_response.
@@ -321,12 +318,12 @@ end
 local start_call
 
 -- A call to this server itself (B.start_call has counted it): served here.
-local function local_call(id, call, request)
+local function local_call(id, request)
   local ok, err = pcall(send_local, id, request)
   -- Whatever went wrong (svc_run_lua missing, say), the call ends here and not in a timeout;
   -- if even that fails (out of memory), it ends without a callback, and run_mfa raises.
-  if not ok and pending[id] == call then
-    local queued, queue_error = pcall(fail_local, id, call, err)
+  if not ok then
+    local queued, queue_error = pcall(fail_local, id, err)
     if not queued then
       untrack(id)
       error(queue_error, 0)
@@ -336,7 +333,7 @@ end
 
 -- The transport did not take call `id`: `how` is "none" (no transport), "raised" (`value`
 -- is the error) or "refused" (request_svr returned false).
-local function transport_failed(id, call, how, value)
+local function transport_failed(id, how, value)
   local err
   if how == "none" then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
@@ -345,18 +342,25 @@ local function transport_failed(id, call, how, value)
   else
     err = "request_svr refused the request"
   end
-  fail_tracked_later(id, call, "transport", err)
+  local call = record(id)
+  if call then fail_tracked_later(id, call, "transport", err) end
+end
+
+-- Call `id` got no answer within its timeout.
+local function time_out(id)
+  local call = record(id)
+  if call and fail_tracked_later(id, call, "timeout", format("no answer within %g s", call[TIMEOUT])) then
+    stats.timed_out = stats.timed_out + 1
+  end
 end
 
 B = core.new_books({
-  pending = pending, per_server = per_server, wheel = wheel, long_slot_calls = long_slot_calls,
-  fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
+  cells = {}, time_out = time_out, service_name = "svr.RunLua", method_name = "RunMfa", fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
   nested_timeout = nested_timeout, settle_slow = settle_slow, callback_failed = callback_failed,
   traceback = traceback, transport_failed = transport_failed, no_response = no_response,
   encode_request = core.encode_request, decode_response = core.decode_response,
 })
-start_call, untrack = B.start_call, B.untrack
-local slot_of, schedule = B.slot_of, B.schedule
+start_call, untrack, record = B.start_call, B.untrack, B.record
 
 ------------------------------------------------------------------------------------------------
 -- Public API
@@ -499,50 +503,15 @@ function M.call(svr_id, module_name, function_name, arguments, opts)
 end
 
 function M.cancel(call_id)
-  local call = pending[call_id]
+  local call = record(call_id)
   if not call then return false end
   return fail_tracked_later(call_id, call, "cancelled", "cancelled by rr.cancel")
-end
-
--- Fails every call still in flight in timeout slot `slot` (delivered by this poll).
-local function expire_slot(slot)
-  for id, call in pairs(wheel[slot]) do
-    -- A call is in a slot but not on the books when it was answered, or when starting it ran
-    -- out of memory between the two.
-    if pending[id] == call
-      and fail_tracked_later(id, call, "timeout", format("no answer within %g s", call[TIMEOUT])) then
-      stats.timed_out = stats.timed_out + 1
-    end
-  end
-  wheel[slot], long_slot_calls[slot] = nil, nil
-end
-
-local function expire(now)
-  local next_slot = B.next_slot()
-  if next_slot == nil then return end
-  local last = slot_of(now) - 1
-  if last - next_slot > 4096 then
-    -- A long pause: visit the occupied slots instead of every slot in between. They are
-    -- listed first: expiring allocates, and a finalizer may then add a slot to the wheel.
-    local due = {}
-    for slot in pairs(wheel) do
-      if slot <= last then due[#due + 1] = slot end
-    end
-    for i = 1, #due do
-      if wheel[due[i]] then expire_slot(due[i]) end
-    end
-  else
-    for slot = next_slot, last do
-      if wheel[slot] then expire_slot(slot) end
-    end
-  end
-  if last + 1 > next_slot then B.set_next_slot(last + 1) end
 end
 
 local polling = 0
 
 function M.poll()
-  expire(settings.clock())
+  B.expire(settings.clock())
   -- Only what is queued now: deliveries queued by these callbacks wait for the next poll.
   -- A poll from inside a callback shares the same queue position.
   polling = polling + 1
@@ -616,18 +585,7 @@ function M.configure(options)
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
     local now = settings.clock()
-    -- Every call leaves the old wheel first (this loop allocates nothing, so no finalizer runs
-    -- in it): a call that a finalizer ends before it is rescheduled is then not looked for in
-    -- the new wheel, where its old slot may be another call's.
-    for _, call in pairs(pending) do call[SLOT] = false end
-    for slot in next, wheel do wheel[slot] = nil end
-    for slot in next, long_slot_calls do long_slot_calls[slot] = nil end
-    -- A deadline that is already over goes to the first slot poll will visit.
-    B.set_next_slot(slot_of(now))
-    for _, call in pairs(pending) do
-      call[DEADLINE] = now + (call[DEADLINE] - old_now)
-      schedule(call)
-    end
+    B.rebase(old_now, now)
     -- Served calls keep what is left of their caller's budget, for the calls they make.
     for _, state in pairs(workers) do
       if state.busy and state.deadline then state.deadline = now + (state.deadline - old_now) end

@@ -20,13 +20,12 @@ pub static CLOCK_START: Lazy<Instant> = Lazy::new(Instant::now);
 pub const UP_BOOKS: c_int = ffi::lua_upvalueindex(1);
 pub const UP_HELPERS: c_int = ffi::lua_upvalueindex(2);
 
-/// Counters and settings of one Lua state.
-#[repr(C)]
+/// Counters, settings and calls in flight of one Lua state.
 pub struct Books {
+    pub ledger: super::ledger::Ledger,
     pub next_id: i64,
     pub sent: i64,
     pub completed: i64,
-    pub in_flight: i64,
     pub bytes_out: i64,
     pub bytes_in: i64,
     pub late_replies: i64,
@@ -38,8 +37,6 @@ pub struct Books {
     /// a reply that arrives then is delivered at the next poll, never inside `run_mfa`.
     pub inside_run_mfa: i64,
     pub idle_workers: i64,
-    /// The first timeout slot poll has not handled yet; NaN until the first call.
-    pub next_slot: f64,
     pub self_id: Option<i64>,
     pub timeout: f64,
     pub max_pending: f64,
@@ -51,10 +48,9 @@ pub struct Books {
 }
 
 /// The counters `rr.stats()` shows and the Lua layers add to, by name.
-const COUNTERS: [&str; 10] = [
+const COUNTERS: [&str; 9] = [
     "sent",
     "completed",
-    "in_flight",
     "bytes_out",
     "bytes_in",
     "late_replies",
@@ -70,13 +66,12 @@ impl Books {
         Some(match at {
             0 => &mut self.sent,
             1 => &mut self.completed,
-            2 => &mut self.in_flight,
-            3 => &mut self.bytes_out,
-            4 => &mut self.bytes_in,
-            5 => &mut self.late_replies,
-            6 => &mut self.served,
-            7 => &mut self.served_failed,
-            8 => &mut self.serving,
+            2 => &mut self.bytes_out,
+            3 => &mut self.bytes_in,
+            4 => &mut self.late_replies,
+            5 => &mut self.served,
+            6 => &mut self.served_failed,
+            7 => &mut self.serving,
             _ => &mut self.idle_workers,
         })
     }
@@ -85,10 +80,10 @@ impl Books {
 /// Slots of the helpers table: the Lua values the books go with.
 pub mod slot {
     use mlua::ffi::lua_Integer;
-    pub const PENDING: lua_Integer = 1;
-    pub const PER_SERVER: lua_Integer = 2;
-    pub const WHEEL: lua_Integer = 3;
-    pub const LONG_SLOT_CALLS: lua_Integer = 4;
+    pub const CELLS: lua_Integer = 1;
+    pub const TIME_OUT: lua_Integer = 2;
+    pub const SERVICE_NAME: lua_Integer = 3;
+    pub const METHOD_NAME: lua_Integer = 4;
     pub const FAIL_LATER: lua_Integer = 5;
     pub const FAIL_TRACKED_LATER: lua_Integer = 6;
     pub const LOCAL_CALL: lua_Integer = 7;
@@ -121,10 +116,10 @@ pub mod slot {
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
 const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
-    c"pending",
-    c"per_server",
-    c"wheel",
-    c"long_slot_calls",
+    c"cells",
+    c"time_out",
+    c"service_name",
+    c"method_name",
     c"fail_later",
     c"fail_tracked_later",
     c"local_call",
@@ -213,16 +208,36 @@ pub unsafe fn now(l: *mut lua_State, b: *mut Books) -> f64 {
     t
 }
 
-/// `core.new_books{pending=, per_server=, ...}` → the table of closures over new books.
+/// `__gc` of the books: the ledger's memory is Rust's.
+unsafe extern "C-unwind" fn drop_books(l: *mut lua_State) -> isize {
+    let place = ffi::lua_touserdata(l, 1) as *mut Books;
+    if !place.is_null() {
+        place.drop_in_place();
+    }
+    0
+}
+
+/// `core.new_books{cells=, time_out=, ...}` (HELPER_NAMES) → the table of closures over new
+/// books.
 pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize {
     ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
     ffi::lua_settop(l, 1);
+    const {
+        assert!(
+            std::mem::align_of::<Books>() <= 8,
+            "Lua aligns userdata to 8 bytes"
+        )
+    };
     let place = ffi::lua_newuserdata(l, std::mem::size_of::<Books>()) as *mut Books;
+    // The metatable is made before the value is written: an error there leaves nothing to drop.
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_pushcfunction(l, crate::bind::api::c_function(drop_books));
+    ffi::lua_setfield(l, -2, c"__gc".as_ptr());
     place.write(Books {
+        ledger: Default::default(),
         next_id: 1,
         sent: 0,
         completed: 0,
-        in_flight: 0,
         bytes_out: 0,
         bytes_in: 0,
         late_replies: 0,
@@ -231,7 +246,6 @@ pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize
         serving: 0,
         inside_run_mfa: 0,
         idle_workers: 0,
-        next_slot: f64::NAN,
         self_id: None,
         timeout: 10.0,
         max_pending: 10000.0,
@@ -240,20 +254,20 @@ pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize
         max_bytes: 4 << 20,
         custom_clock: false,
     });
+    ffi::lua_setmetatable(l, 2);
     ffi::lua_createtable(l, slot::COUNT as c_int, 0);
     set_helpers(l, 1, 3);
-    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 15] = [
+    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 14] = [
         (c"start_call", super::caller::lua_start_call),
         (c"on_response", super::caller::lua_on_response),
-        (c"untrack", super::wheel::lua_untrack),
-        (c"schedule", super::wheel::lua_schedule),
-        (c"slot_of", super::wheel::lua_slot_of),
+        (c"untrack", super::caller::lua_untrack),
+        (c"record", super::caller::lua_record),
+        (c"expire", super::caller::lua_expire),
+        (c"rebase", super::caller::lua_rebase),
         (c"configure", lua_configure),
         (c"set_transport", lua_set_transport),
         (c"get", lua_get),
         (c"add", lua_add),
-        (c"next_slot", lua_next_slot),
-        (c"set_next_slot", lua_set_next_slot),
         (c"set_helpers", lua_set_helpers),
         (c"run_mfa_service", super::service::lua_run_mfa_service),
         (c"start_job", super::service::lua_start_job),
@@ -321,9 +335,13 @@ unsafe fn named_counter<'a>(l: *mut lua_State) -> Result<&'a mut i64, String> {
     })
 }
 
-/// `get(name)` → the counter's value.
+/// `get(name)` → the counter's value (`in_flight`: the calls on the books).
 unsafe extern "C-unwind" fn lua_get(l: *mut lua_State) -> isize {
     guarded(l, "get", || {
+        if ffi::lua_type(l, 1) == ffi::LUA_TSTRING && bytes_at(l, 1) == b"in_flight" {
+            push_int(l, (*books(l)).ledger.in_flight() as i64);
+            return Ok(1);
+        }
         let v = *named_counter(l)?;
         push_int(l, v);
         Ok(1)
@@ -337,23 +355,6 @@ unsafe extern "C-unwind" fn lua_add(l: *mut lua_State) -> isize {
         *named_counter(l)? += delta;
         Ok(0)
     })
-}
-
-/// `next_slot()` → the first slot poll has not handled, or nil before the first call.
-unsafe extern "C-unwind" fn lua_next_slot(l: *mut lua_State) -> isize {
-    let v = (*books(l)).next_slot;
-    if v.is_nan() {
-        ffi::lua_pushnil(l);
-    } else {
-        ffi::lua_pushnumber(l, v);
-    }
-    1
-}
-
-/// `set_next_slot(slot)`.
-unsafe extern "C-unwind" fn lua_set_next_slot(l: *mut lua_State) -> isize {
-    (*books(l)).next_slot = number_or_nan(l, 1);
-    0
 }
 
 /// Copies the helpers the table at `from` names (HELPER_NAMES) into the helpers table at

@@ -3,8 +3,8 @@
 //! runs here; failures are handed to the Lua layer's helpers, which make the error objects
 //! and queue them.
 
-use super::books::{books, get_int_key, now, push_helper, set_int_key, slot, Books};
-use super::wheel::{schedule, slot_of, untrack, ON_RESULT};
+use super::books::{books, now, push_helper, slot, Books};
+use super::ledger::ServerKey;
 use crate::bind::api::{bytes_at, guarded, integer_at, push_int, push_owned};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
@@ -110,58 +110,23 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
         let request_len = ffi::lua_rawlen(l, REQUEST) as i64;
         ffi::lua_settop(l, REQUEST);
         let now = now(l, b);
-        // The record; its slot is set by schedule once the call is in flight.
-        const CALL: c_int = 9;
-        ffi::lua_createtable(l, 9, 0);
-        push_int(l, id);
-        ffi::lua_rawseti(l, CALL, 1);
-        // svr_id, module, func at 2..4; on_result, on_error (or false) at 5 and 6.
-        for i in 1..=3 {
-            ffi::lua_pushvalue(l, i);
-            ffi::lua_rawseti(l, CALL, i as ffi::lua_Integer + 1);
-        }
-        for i in 5..=6 {
-            if ffi::lua_type(l, i) == ffi::LUA_TNIL {
-                ffi::lua_pushboolean(l, 0);
-            } else {
-                ffi::lua_pushvalue(l, i);
-            }
-            ffi::lua_rawseti(l, CALL, i as ffi::lua_Integer);
-        }
-        ffi::lua_pushnumber(l, now + timeout);
-        ffi::lua_rawseti(l, CALL, 7);
-        ffi::lua_pushinteger(l, 0);
-        ffi::lua_rawseti(l, CALL, 8);
-        ffi::lua_pushvalue(l, 7);
-        if ffi::lua_type(l, -1) != ffi::LUA_TNUMBER {
-            ffi::lua_pop(l, 1);
-            ffi::lua_pushnumber(l, timeout);
-        }
-        ffi::lua_rawseti(l, CALL, 9);
-        let in_flight = (*b).in_flight;
+        let in_flight = (*b).ledger.in_flight();
         if in_flight as f64 >= (*b).max_pending {
             let why = format!("{in_flight} calls in flight (max_pending)");
-            return overloaded(l, id, CALL, why);
+            return overloaded(l, id, now + timeout, timeout, why);
         }
-        const PER_SERVER: c_int = 10;
-        push_helper(l, slot::PER_SERVER);
-        ffi::lua_pushvalue(l, 1);
-        let known_server = ffi::lua_rawget(l, PER_SERVER) == ffi::LUA_TNUMBER;
-        let to_server = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
-        ffi::lua_pop(l, 1);
-        if to_server >= (*b).max_pending_per_server {
+        // Rust values are made where no Lua error can jump past them (which would leak them).
+        let to_server = (*b).ledger.to_server(&server_key(l));
+        if to_server as f64 >= (*b).max_pending_per_server {
             ffi::lua_pushvalue(l, 1);
-            let server = String::from_utf8_lossy(bytes_at(l, -1)).into_owned();
-            ffi::lua_pop(l, 1);
-            return overloaded(
-                l,
-                id,
-                CALL,
-                format!("{to_server} calls in flight to server {server} (max_pending_per_server)"),
-            );
+            let why = {
+                let shown = String::from_utf8_lossy(bytes_at(l, -1));
+                format!("{to_server} calls in flight to server {shown} (max_pending_per_server)")
+            };
+            return overloaded(l, id, now + timeout, timeout, why);
         }
         let to_self = is_self(l, b, 1);
-        const ON_REPLY: c_int = 11;
+        const ON_REPLY: c_int = 9;
         if to_self {
             ffi::lua_pushnil(l);
         } else {
@@ -170,42 +135,39 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
             push_int(l, id);
             ffi::lua_pushcclosure(l, crate::bind::api::c_function(lua_on_reply), 3);
         }
-        // In flight from here: in its timeout slot, on the books, counted. What allocates
-        // comes first (a failure there leaves at most a call in a slot that is not on the
-        // books, which its slot's expiry drops).
-        if !known_server {
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_pushinteger(l, 0);
-            ffi::lua_rawset(l, PER_SERVER);
+        // The call's Lua values go in its cell first: that may allocate, and a failure there
+        // leaves nothing on the books.
+        const CELLS: c_int = 10;
+        push_helper(l, slot::CELLS);
+        let base = (*b).ledger.next_cell() * CELL_SIZE;
+        for (field, arg) in [(CELL_SVR, 1), (CELL_MODULE, 2), (CELL_FUNC, 3)] {
+            ffi::lua_pushvalue(l, arg);
+            ffi::lua_rawseti(l, CELLS, base + field);
         }
-        schedule(l, b, CALL);
-        push_helper(l, slot::PENDING);
-        ffi::lua_pushvalue(l, CALL);
-        set_int_key(l, ON_REPLY + 1, id);
-        ffi::lua_pop(l, 1);
-        (*b).in_flight += 1;
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_rawget(l, PER_SERVER);
-        let count = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
-        ffi::lua_pop(l, 1);
-        ffi::lua_pushinteger(l, count as ffi::lua_Integer + 1);
-        ffi::lua_rawset(l, PER_SERVER);
-        if (*b).next_slot.is_nan() {
-            (*b).next_slot = slot_of(now);
+        for (field, arg) in [(CELL_ON_RESULT, 5), (CELL_ON_ERROR, 6)] {
+            if ffi::lua_type(l, arg) == ffi::LUA_TNIL {
+                ffi::lua_pushboolean(l, 0);
+            } else {
+                ffi::lua_pushvalue(l, arg);
+            }
+            ffi::lua_rawseti(l, CELLS, base + field);
         }
+        // In flight from here.
+        (*b).ledger.add(id, server_key(l), now + timeout, timeout);
         if to_self {
             // Counted before it is served: the reply may come back inside.
             (*b).sent += 1;
             (*b).bytes_out += request_len;
             push_helper(l, slot::LOCAL_CALL);
             push_int(l, id);
-            ffi::lua_pushvalue(l, CALL);
             ffi::lua_pushvalue(l, REQUEST);
             (*b).inside_run_mfa += 1;
-            let status = ffi::lua_pcall(l, 3, 0, 0);
+            let status = ffi::lua_pcall(l, 2, 0, 0);
             (*b).inside_run_mfa -= 1;
             if status != ffi::LUA_OK {
+                // Not even its failure could be queued (out of memory): run_mfa raises, and
+                // the call ends without a callback.
+                take_call(l, b, id);
                 ffi::lua_error(l);
             }
             push_int(l, id);
@@ -217,8 +179,8 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
             false
         } else {
             ffi::lua_pushvalue(l, 1);
-            ffi::lua_pushstring(l, c"svr.RunLua".as_ptr());
-            ffi::lua_pushstring(l, c"RunMfa".as_ptr());
+            push_helper(l, slot::SERVICE_NAME);
+            push_helper(l, slot::METHOD_NAME);
             ffi::lua_pushvalue(l, REQUEST);
             ffi::lua_pushvalue(l, ON_REPLY);
             (*b).inside_run_mfa += 1;
@@ -241,30 +203,124 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
             (*b).sent += 1;
             (*b).bytes_out += request_len;
         } else {
-            // transport_failed(id, call, how, value)
+            // transport_failed(id, how, value), protected: if not even the failure can be
+            // queued (out of memory), run_mfa raises and the call ends without a callback.
             push_int(l, id);
-            ffi::lua_pushvalue(l, CALL);
-            ffi::lua_rotate(l, -4, 2);
-            call_helper(l, slot::TRANSPORT_FAILED, 4);
+            ffi::lua_rotate(l, -3, 1);
+            push_helper(l, slot::TRANSPORT_FAILED);
+            ffi::lua_insert(l, -4);
+            if ffi::lua_pcall(l, 3, 0, 0) != ffi::LUA_OK {
+                take_call(l, b, id);
+                ffi::lua_error(l);
+            }
         }
         push_int(l, id);
         Ok(1)
     })
 }
 
-/// A call refused before it was sent (its record at `call`): its failure is queued.
+/// The server id at 1 as a ledger key.
+unsafe fn server_key(l: *mut lua_State) -> ServerKey {
+    if ffi::lua_type(l, 1) == ffi::LUA_TSTRING {
+        ServerKey::Str(bytes_at(l, 1).into())
+    } else {
+        ServerKey::number(ffi::lua_tonumberx(l, 1, std::ptr::null_mut()))
+    }
+}
+
+/// Lua values of a call in its cell (`cells[cell * CELL_SIZE + field]`).
+const CELL_SIZE: ffi::lua_Integer = 5;
+const CELL_SVR: ffi::lua_Integer = 1;
+const CELL_MODULE: ffi::lua_Integer = 2;
+const CELL_FUNC: ffi::lua_Integer = 3;
+const CELL_ON_RESULT: ffi::lua_Integer = 4;
+const CELL_ON_ERROR: ffi::lua_Integer = 5;
+
+/// A call refused before it was sent (its arguments at 1..7): its failure is queued, with a
+/// record made from the arguments.
 unsafe fn overloaded(
     l: *mut lua_State,
     id: i64,
-    call: c_int,
+    deadline: f64,
+    timeout: f64,
     message: String,
 ) -> Result<c_int, String> {
-    ffi::lua_pushvalue(l, call);
-    ffi::lua_pushstring(l, c"overloaded".as_ptr());
+    // The message first: it is freed before anything else can raise.
     push_owned(l, message);
+    ffi::lua_createtable(l, 9, 0);
+    let record = ffi::lua_gettop(l);
+    push_int(l, id);
+    ffi::lua_rawseti(l, record, 1);
+    for arg in [1, 2, 3, 5, 6] {
+        if ffi::lua_type(l, arg) == ffi::LUA_TNIL {
+            ffi::lua_pushboolean(l, 0);
+        } else {
+            ffi::lua_pushvalue(l, arg);
+        }
+        ffi::lua_rawseti(
+            l,
+            record,
+            if arg < 4 { arg + 1 } else { arg } as ffi::lua_Integer,
+        );
+    }
+    record_times(l, record, deadline, 0, timeout);
+    // fail_later(record, "overloaded", message)
+    ffi::lua_pushstring(l, c"overloaded".as_ptr());
+    ffi::lua_rotate(l, record - 1, -1);
     call_helper(l, slot::FAIL_LATER, 3);
     push_int(l, id);
     Ok(1)
+}
+
+/// Fields 7..9 of a record: deadline, slot, timeout.
+unsafe fn record_times(l: *mut lua_State, record: c_int, deadline: f64, slot: i64, timeout: f64) {
+    ffi::lua_pushnumber(l, deadline);
+    ffi::lua_rawseti(l, record, 7);
+    push_int(l, slot);
+    ffi::lua_rawseti(l, record, 8);
+    ffi::lua_pushnumber(l, timeout);
+    ffi::lua_rawseti(l, record, 9);
+}
+
+/// Pushes the record of call `id` (see ledger.rs), or nothing when it is not in flight.
+unsafe fn push_record(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
+    let Some(call) = (*b).ledger.get(id) else {
+        return false;
+    };
+    let (base, deadline, slot, timeout) = (
+        call.cell * CELL_SIZE,
+        call.deadline,
+        call.slot,
+        call.timeout,
+    );
+    ffi::lua_createtable(l, 9, 0);
+    let record = ffi::lua_gettop(l);
+    push_helper(l, slot::CELLS);
+    push_int(l, id);
+    ffi::lua_rawseti(l, record, 1);
+    for field in 1..=CELL_SIZE {
+        ffi::lua_rawgeti(l, record + 1, base + field);
+        ffi::lua_rawseti(l, record, field + 1);
+    }
+    ffi::lua_pop(l, 1);
+    record_times(l, record, deadline, slot, timeout);
+    true
+}
+
+/// Takes call `id` off the books, letting go of its callbacks; false if it was not in flight.
+/// Allocates nothing.
+unsafe fn take_call(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
+    let Some(call) = (*b).ledger.remove(id) else {
+        return false;
+    };
+    push_helper(l, slot::CELLS);
+    let base = call.cell * CELL_SIZE;
+    for field in [CELL_ON_RESULT, CELL_ON_ERROR] {
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_rawseti(l, -2, base + field);
+    }
+    ffi::lua_pop(l, 1);
+    true
 }
 
 /// The reply (or transport failure) of call `id`: content at `content`, the transport's
@@ -277,18 +333,15 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
     if is_bytes {
         (*b).bytes_in += ffi::lua_rawlen(l, content) as i64;
     }
-    push_helper(l, slot::PENDING);
-    if get_int_key(l, ffi::lua_gettop(l), id) == ffi::LUA_TNIL {
+    if (*b).ledger.get(id).is_none() {
         (*b).late_replies += 1;
         return 0;
     }
-    let call = ffi::lua_gettop(l);
     if !is_bytes {
         push_int(l, id);
-        ffi::lua_pushvalue(l, call);
         push_int(l, (*b).inside_run_mfa);
         ffi::lua_pushvalue(l, content + 1);
-        call_helper(l, slot::NO_RESPONSE, 4);
+        call_helper(l, slot::NO_RESPONSE, 3);
         return 0;
     }
     let base = ffi::lua_gettop(l);
@@ -303,11 +356,15 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
     let ok = ffi::lua_toboolean(l, base + 1) != 0;
     let inside = (*b).inside_run_mfa;
     if ok && inside == 0 {
-        if !untrack(l, b, id) {
-            return 0;
-        }
+        let Some(cell) = (*b).ledger.get(id).map(|c| c.cell) else {
+            return 0; // answered while decoding (a finalizer's call)
+        };
+        push_helper(l, slot::CELLS);
+        ffi::lua_rawgeti(l, -1, cell * CELL_SIZE + CELL_ON_RESULT);
+        ffi::lua_remove(l, -2);
+        take_call(l, b, id);
         (*b).completed += 1;
-        if ffi::lua_rawgeti(l, call, ON_RESULT) != ffi::LUA_TFUNCTION {
+        if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
             return 0;
         }
         // handler, on_result, results...
@@ -320,14 +377,13 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
         }
         return 0;
     }
-    // settle_slow(id, call, inside, ok, ...): failures, and replies that arrive while a
-    // request is inside the transport (delivered at the next poll).
+    // settle_slow(id, inside, ok, ...): failures, and replies that arrive while a request is
+    // inside the transport (delivered at the next poll).
     push_helper(l, slot::SETTLE_SLOW);
     push_int(l, id);
-    ffi::lua_pushvalue(l, call);
     push_int(l, inside);
-    ffi::lua_rotate(l, base + 1, 4);
-    ffi::lua_call(l, count + 3, 0);
+    ffi::lua_rotate(l, base + 1, 3);
+    ffi::lua_call(l, count + 2, 0);
     0
 }
 
@@ -349,4 +405,45 @@ pub(crate) unsafe extern "C-unwind" fn lua_on_response(l: *mut lua_State) -> isi
         let id = integer_at(l, 1).unwrap_or(0);
         Ok(respond(l, id, 2))
     })
+}
+
+/// `untrack(id)` → whether call `id` was in flight; it no longer is.
+pub(crate) unsafe extern "C-unwind" fn lua_untrack(l: *mut lua_State) -> isize {
+    let id = integer_at(l, 1).unwrap_or(0);
+    ffi::lua_pushboolean(l, take_call(l, books(l), id) as c_int);
+    1
+}
+
+/// `record(id)` → the record of call `id`, or nil when it is not in flight.
+pub(crate) unsafe extern "C-unwind" fn lua_record(l: *mut lua_State) -> isize {
+    let id = integer_at(l, 1).unwrap_or(0);
+    ffi::lua_settop(l, 1);
+    if !push_record(l, books(l), id) {
+        ffi::lua_pushnil(l);
+    }
+    1
+}
+
+/// `expire(now)`: every call whose timeout slot ended before `now` times out (the helper
+/// `time_out(id)` queues its failure and takes it off the books).
+pub(crate) unsafe extern "C-unwind" fn lua_expire(l: *mut lua_State) -> isize {
+    let now = ffi::lua_tonumberx(l, 1, std::ptr::null_mut());
+    let b = books(l);
+    while let Some(id) = (*b).ledger.first_due(now) {
+        push_helper(l, slot::TIME_OUT);
+        push_int(l, id);
+        ffi::lua_call(l, 1, 0);
+        if (*b).ledger.first_due(now) == Some(id) {
+            break; // still on the books: the next poll tries again
+        }
+    }
+    0
+}
+
+/// `rebase(old_now, now)`: a new clock; every call keeps the time it had left.
+pub(crate) unsafe extern "C-unwind" fn lua_rebase(l: *mut lua_State) -> isize {
+    let old_now = ffi::lua_tonumberx(l, 1, std::ptr::null_mut());
+    let now = ffi::lua_tonumberx(l, 2, std::ptr::null_mut());
+    (*books(l)).ledger.rebase(old_now, now);
+    0
 }

@@ -3,5 +3,5 @@
 
 pub mod books;
 pub mod caller;
+pub mod ledger;
 pub mod service;
-pub mod wheel;

@@ -146,7 +146,10 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
             push_helper(l, slot::WAITING);
             ffi::lua_pushvalue(l, co_at);
             if ffi::lua_rawget(l, -2) == ffi::LUA_TNIL {
-                ffi::lua_pushstring(l, c"a served function may only yield through rr.call".as_ptr());
+                ffi::lua_pushstring(
+                    l,
+                    c"a served function may only yield through rr.call".as_ptr(),
+                );
                 failed(l, state, 0);
             }
         }
