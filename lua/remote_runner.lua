@@ -50,9 +50,14 @@ local transport = nil -- nil: the global c_rpc, looked up at each call
 local clock = settings.clock
 local queue = {}      -- deliveries waiting for the next poll (or the end of run_mfa)
 local queue_head, queue_tail = 1, 0
--- Worker coroutine of svc_run_lua -> its state; while `state.busy`, a failure after a resume
--- becomes an error reply (internal.served_failure, set by svc_run_lua).
+-- Worker coroutine of svc_run_lua -> its state, an array (src/bind/calls/service.rs fills it
+-- for each job): the host's request, the names, the caller's server id and call id, the
+-- deadline of the caller's budget (or false) and whether the job is running (BUSY). While it
+-- is, a failure after a resume becomes an error reply (internal.served_failure).
 local workers = setmetatable({}, { __mode = "k" })
+local CTX, JOB_MODULE, JOB_FUNC, CALLER_ID, CALL_ID, JOB_DEADLINE, BUSY = 1, 2, 3, 4, 5, 6, 7
+internal.STATE = { CTX = CTX, MODULE = JOB_MODULE, FUNC = JOB_FUNC, CALLER_ID = CALLER_ID, CALL_ID = CALL_ID,
+  DEADLINE = JOB_DEADLINE, BUSY = BUSY }
 
 -- A call in flight is an array, which is cheaper to build than a record with named fields.
 local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, TIMEOUT = 1, 2, 3, 4, 5, 6, 9
@@ -304,7 +309,7 @@ end
 -- call it runs in (the callee would answer to nobody after that).
 local function nested_timeout(timeout)
   local state = workers[co_running()]
-  local deadline = state and state.busy and state.deadline
+  local deadline = state and state[BUSY] and state[JOB_DEADLINE]
   if deadline then
     local left = deadline - clock()
     if left < timeout then timeout = left > MIN_TIMEOUT and left or MIN_TIMEOUT end
@@ -355,7 +360,8 @@ local function time_out(id)
 end
 
 B = core.new_books({
-  cells = {}, time_out = time_out, service_name = "svr.RunLua", method_name = "RunMfa", fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
+  cells = {}, time_out = time_out, service_name = "svr.RunLua", method_name = "RunMfa",
+  fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
   nested_timeout = nested_timeout, settle_slow = settle_slow, callback_failed = callback_failed,
   traceback = traceback, transport_failed = transport_failed, no_response = no_response,
   encode_request = core.encode_request, decode_response = core.decode_response,
@@ -405,7 +411,7 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- failure is logged.
 local function after_resume(co, ok, ...)
   local state = workers[co]
-  if state and state.busy then
+  if state and state[BUSY] then
     if not ok then
       internal.served_failure(state, (...), co)
     elseif co_status(co) == "dead" then
@@ -467,7 +473,7 @@ local function after_yield(co, id, mark, ok, ...)
   -- In a served function, its caller is answered now: whoever resumed the worker, not this
   -- module, will see how the function ends.
   local state = workers[co]
-  if state and state.busy then internal.served_failure(state, message, traceback(co, message)) end
+  if state and state[BUSY] then internal.served_failure(state, message, traceback(co, message)) end
   error(message, 2)
 end
 
@@ -588,7 +594,7 @@ function M.configure(options)
     B.rebase(old_now, now)
     -- Served calls keep what is left of their caller's budget, for the calls they make.
     for _, state in pairs(workers) do
-      if state.busy and state.deadline then state.deadline = now + (state.deadline - old_now) end
+      if state[BUSY] and state[JOB_DEADLINE] then state[JOB_DEADLINE] = now + (state[JOB_DEADLINE] - old_now) end
     end
   end
 end

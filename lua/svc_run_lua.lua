@@ -6,6 +6,9 @@ local internal = rr._internal
 local books = internal.books
 local settings, log, describe = internal.settings, internal.log, internal.describe
 local workers, local_routes = internal.workers, internal.local_routes
+local STATE = internal.STATE
+local CTX, BUSY, CALL_ID, CALLER_ID, JOB_MODULE, JOB_FUNC = STATE.CTX, STATE.BUSY, STATE.CALL_ID, STATE.CALLER_ID,
+  STATE.MODULE, STATE.FUNC
 local encode_error = core.encode_error
 -- Captured at load, like the caller side's; `require` alone is looked up at each call, as the
 -- legacy service did, so that a host that replaces it (hot reload, packed scripts) is obeyed.
@@ -49,14 +52,13 @@ function S.disallow_all()
 end
 
 -- A served call runs in a worker coroutine (src/bind/calls/service.rs), which keeps one state
--- table for all its jobs: { ctx=, call_id=, caller_id=, deadline=, module=, func=, busy= }.
--- `busy` is true from the start of a job until its one reply (internal.workers maps the
--- coroutine to it).
+-- table for all its jobs (internal.STATE names its fields; internal.workers maps the coroutine
+-- to it). BUSY is true from the start of a job until its one reply.
 
 function S.caller()
   local co = co_running()
   local state = co and workers[co]
-  if state and state.busy then return state.caller_id, state.call_id end
+  if state and state[BUSY] then return state[CALLER_ID], state[CALL_ID] end
   return nil
 end
 
@@ -100,8 +102,8 @@ end
 
 -- Ends a worker's job: false if it was already answered.
 local function end_job(state)
-  if not state.busy then return false end
-  state.busy = false
+  if not state[BUSY] then return false end
+  state[BUSY] = false
   books.add("serving", -1)
   return true
 end
@@ -129,7 +131,7 @@ local function failure_reply(state, err, remote_traceback)
   if type(remote_traceback) == "thread" then
     remote_traceback = traceback(remote_traceback, describe(err))
   end
-  return encode_error("runtime", error_message(err), remote_traceback, state.call_id, settings.max_message_bytes)
+  return encode_error("runtime", error_message(err), remote_traceback, state[CALL_ID], settings.max_message_bytes)
 end
 
 -- A served function that raised (or yielded outside rr.call): the error reply. It is made
@@ -137,31 +139,31 @@ end
 -- the caller unanswered; if making it fails, the job still ends, counted, and the failure to
 -- answer is logged.
 function internal.served_failure(state, err, remote_traceback)
-  if not state.busy then return end
+  if not state[BUSY] then return end
   local made, reply = pcall(failure_reply, state, err, remote_traceback)
   if not end_job(state) then return end
   books.add("served_failed", 1)
-  local ctx = state.ctx
-  state.ctx = false
+  local ctx = state[CTX]
+  state[CTX] = false
   if made then
     send_reply(ctx, reply)
   else
-    log("error", format("call %s to %s.%s failed and could not be answered: %s", tostring(state.call_id),
-      tostring(state.module), tostring(state.func), describe(reply)))
+    log("error", format("call %s to %s.%s failed and could not be answered: %s", tostring(state[CALL_ID]),
+      tostring(state[JOB_MODULE]), tostring(state[JOB_FUNC]), describe(reply)))
   end
 end
 
 -- A served function returned what cannot be sent (`why`): its caller gets a runtime error.
 local function unsendable_results(state, why)
-  if not state.busy then return end -- answered already (a yield outside rr.call)
-  local bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state.module,
-    state.func, why), nil, state.call_id, settings.max_message_bytes)
-  local ctx = state.ctx
+  if not state[BUSY] then return end -- answered already (a yield outside rr.call)
+  local bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state[JOB_MODULE],
+    state[JOB_FUNC], why), nil, state[CALL_ID], settings.max_message_bytes)
+  local ctx = state[CTX]
   local reply = reply_function(ctx)
   books.add("served_failed", 1)
   end_job(state)
   send_with(reply, ctx, bytes)
-  state.ctx = false -- the host's request object is not kept alive by an idle worker
+  state[CTX] = false -- the host's request object is not kept alive by an idle worker
 end
 
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.

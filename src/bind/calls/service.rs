@@ -82,9 +82,12 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_job(l: *mut lua_State) -> isize
     })
 }
 
-// Fields of a worker's state table (rr.caller, nested calls' budget, svc_run_lua's failures).
-const CTX: &std::ffi::CStr = c"ctx";
-const BUSY: &std::ffi::CStr = c"busy";
+// Fields of a worker's state, an array (lua/remote_runner.lua's internal.STATE): what
+// rr.caller, a nested call's timeout and svc_run_lua's failure replies read.
+const CTX: ffi::lua_Integer = 1;
+const CALL_ID: ffi::lua_Integer = 5;
+const DEADLINE: ffi::lua_Integer = 6;
+const BUSY: ffi::lua_Integer = 7;
 
 /// Runs the job whose ctx is at `first` (start_job's order) in a worker: the stack from
 /// `first` is used up.
@@ -92,17 +95,16 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
     let nargs = ffi::lua_gettop(l) - (first + 6);
     let (co, co_at) = take_worker(l, b);
     let state = co_at + 1;
-    // The state: what rr.caller, a nested call's timeout and a failure's reply read.
-    let fields: [(&std::ffi::CStr, c_int); 5] = [
+    // ctx, module, func, caller id, call id.
+    for (field, at) in [
         (CTX, first),
-        (c"module", first + 2),
-        (c"func", first + 3),
-        (c"caller_id", first + 4),
-        (c"call_id", first + 5),
-    ];
-    for (name, at) in fields {
+        (2, first + 2),
+        (3, first + 3),
+        (4, first + 4),
+        (CALL_ID, first + 5),
+    ] {
         ffi::lua_pushvalue(l, at);
-        ffi::lua_setfield(l, state, name.as_ptr());
+        ffi::lua_rawseti(l, state, field);
     }
     // The caller's budget bounds the default timeout of nested calls made by this function.
     match integer_at(l, first + 6).filter(|_| ffi::lua_type(l, first + 6) == ffi::LUA_TNUMBER) {
@@ -112,9 +114,9 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
         }
         None => ffi::lua_pushboolean(l, 0),
     }
-    ffi::lua_setfield(l, state, c"deadline".as_ptr());
+    ffi::lua_rawseti(l, state, DEADLINE);
     ffi::lua_pushboolean(l, 1);
-    ffi::lua_setfield(l, state, BUSY.as_ptr());
+    ffi::lua_rawseti(l, state, BUSY);
     (*b).serving += 1;
     if ffi::lua_checkstack(co, nargs + 2) == 0 || ffi::lua_checkstack(l, nargs + 8) == 0 {
         ffi::lua_pushstring(l, c"too many arguments for the worker's stack".as_ptr());
@@ -207,7 +209,7 @@ unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_in
     ffi::lua_settop(l, idle - 1);
     let co = ffi::lua_newthread(l);
     let co_at = ffi::lua_gettop(l);
-    ffi::lua_createtable(l, 0, 8);
+    ffi::lua_createtable(l, 7, 0);
     push_helper(l, slot::WORKERS);
     ffi::lua_pushvalue(l, co_at);
     ffi::lua_pushvalue(l, co_at + 1);
@@ -242,7 +244,7 @@ unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, n
     // encode_response(scratch, call_id, maxdepth, maxbytes, results...)
     push_helper(l, slot::ENCODE_RESPONSE);
     push_helper(l, slot::RESULTS_SCRATCH);
-    ffi::lua_getfield(l, state, c"call_id".as_ptr());
+    ffi::lua_rawgeti(l, state, CALL_ID);
     if ffi::lua_type(l, -1) != ffi::LUA_TNUMBER {
         ffi::lua_pop(l, 1);
         ffi::lua_pushnil(l);
@@ -262,11 +264,11 @@ unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, n
     }
     ffi::lua_pop(l, 1);
     let reply = ffi::lua_gettop(l);
-    ffi::lua_getfield(l, state, CTX.as_ptr());
+    ffi::lua_rawgeti(l, state, CTX);
     let ctx = reply + 1;
     // The reply is made before the job ends, right before sending it: an error until then (a
     // watchdog's debug hook, say) still finds the job running.
-    ffi::lua_getfield(l, state, BUSY.as_ptr());
+    ffi::lua_rawgeti(l, state, BUSY);
     let busy = ffi::lua_toboolean(l, -1) != 0;
     ffi::lua_pop(l, 1);
     if !busy {
@@ -274,10 +276,10 @@ unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, n
         return; // answered already
     }
     ffi::lua_pushboolean(l, 0);
-    ffi::lua_setfield(l, state, BUSY.as_ptr());
+    ffi::lua_rawseti(l, state, BUSY);
     (*b).serving -= 1;
     ffi::lua_pushboolean(l, 0);
-    ffi::lua_setfield(l, state, CTX.as_ptr());
+    ffi::lua_rawseti(l, state, CTX);
     send_reply(l, b, ctx, reply);
     pool(l, b, co_at);
 }
