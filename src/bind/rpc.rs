@@ -234,6 +234,24 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             max_bytes: size_arg(l, 10, name)?,
         };
         ffi::lua_settop(l, 10);
+        encode_request(l, caller_id, call_id, timeout_ms, limits)
+    })
+}
+
+/// Pushes the request of the call whose server id, module, function, arguments and
+/// on_result are at 1..5: the bytes (1 value); nothing when one of them has the wrong type;
+/// or `nil, n, what` when argument `n` cannot be sent.
+///
+/// # Safety
+/// From a C function, with those values at 1..5.
+pub(crate) unsafe fn encode_request(
+    l: *mut lua_State,
+    caller_id: Option<i64>,
+    call_id: Option<u64>,
+    timeout_ms: Option<u32>,
+    limits: DumpLimits,
+) -> Result<c_int, String> {
+    {
         let Some(n) = check_call_args(l) else {
             return Ok(0);
         };
@@ -282,7 +300,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_request(l: *mut lua_State) -> 
             Ok(()) => Ok(1),
             Err(problem) => Ok(unsendable_argument(l, 4, problem)),
         }
-    })
+    }
 }
 
 /// Whether the rules at `rules` (module name → true for every function, or a table of
@@ -316,19 +334,36 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         let name = "decode_request";
         let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 4);
+        decode_request(l, 1, 4, &limits)
+    })
+}
+
+/// Pushes what `decode_request` returns for the content at `content`, with the rules at
+/// `rules` (not a table: none).
+///
+/// # Safety
+/// From a C function.
+pub(crate) unsafe fn decode_request(
+    l: *mut lua_State,
+    content: c_int,
+    rules: c_int,
+    limits: &LoadLimits,
+) -> Result<c_int, String> {
+    {
+        let below = ffi::lua_gettop(l);
         let failure = |msg: String| {
-            ffi::lua_settop(l, 4);
+            ffi::lua_settop(l, below);
             ffi::lua_pushnil(l);
             push_owned(l, msg);
             Ok(2)
         };
-        if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
+        if ffi::lua_type(l, content) != ffi::LUA_TSTRING {
             return failure(format!(
                 "request content is a {}, not bytes",
-                type_name(l, 1)
+                type_name(l, content)
             ));
         }
-        let content = bytes_at(l, 1);
+        let content = bytes_at(l, content);
         if content.len() > limits.max_bytes {
             return failure(too_large("request", content.len(), limits.max_bytes));
         }
@@ -339,13 +374,13 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         if request.module_name.is_empty() || request.function_name.is_empty() {
             return failure("request names no module or no function".into());
         }
-        // Stack: content, limits and rules (4), then the fields, then the argument values.
+        // Stack: what was there, then the fields, then the argument values.
         ffi::lua_checkstack(l, 8);
         push_bytes(l, request.module_name);
         push_bytes(l, request.function_name);
-        if ffi::lua_type(l, 4) == ffi::LUA_TTABLE && !allowed(l, 4, 5, 6) {
+        if ffi::lua_type(l, rules) == ffi::LUA_TTABLE && !allowed(l, rules, below + 1, below + 2) {
             ffi::lua_pushboolean(l, 0);
-            ffi::lua_insert(l, 5);
+            ffi::lua_insert(l, below + 1);
             match request.call_id {
                 Some(v) => push_int(l, v as i64),
                 None => ffi::lua_pushnil(l),
@@ -362,11 +397,11 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
                 None => ffi::lua_pushnil(l),
             }
         }
-        if let Err(msg) = push_array_values(l, request.arguments_dump, &limits, "arguments") {
+        if let Err(msg) = push_array_values(l, request.arguments_dump, limits, "arguments") {
             return failure(msg);
         }
-        Ok(ffi::lua_gettop(l) - 4)
-    })
+        Ok(ffi::lua_gettop(l) - below)
+    }
 }
 
 /// Most results that go through the caller's reusable table; more get a table of their own,
@@ -387,67 +422,83 @@ pub(crate) unsafe extern "C-unwind" fn lua_encode_response(l: *mut lua_State) ->
             max_bytes: size_arg(l, 4, name)?,
         };
         let count = ffi::lua_gettop(l).max(4) - 4;
-        if count as usize > MAX_CALL_VALUES {
-            ffi::lua_settop(l, 0);
-            ffi::lua_pushnil(l);
-            push_owned(l, too_many_values("results", count));
-            return Ok(2);
-        }
         ffi::lua_settop(l, 4 + count);
-        ffi::lua_checkstack(l, 8);
-        let reuse = count <= SCRATCH_RESULTS && ffi::lua_type(l, 1) == ffi::LUA_TTABLE && {
-            ffi::lua_pushnil(l);
-            let empty = ffi::lua_next(l, 1) == 0;
-            ffi::lua_settop(l, 4 + count);
-            empty
-        };
-        if reuse {
-            ffi::lua_pushvalue(l, 1);
-        } else {
-            ffi::lua_createtable(l, count, 0);
-        }
-        // The results in one array for the dump; `n` is written from the count, so trailing
-        // nils arrive.
-        let results = 5 + count;
+        encode_response(l, 1, call_id, limits, 5, count)
+    })
+}
+
+/// Pushes the response for the `count` results from `first`: the bytes, or `nil, message`
+/// when they cannot be sent. `scratch` as for `encode_response`.
+///
+/// # Safety
+/// From a C function.
+pub(crate) unsafe fn encode_response(
+    l: *mut lua_State,
+    scratch: c_int,
+    call_id: Option<u64>,
+    limits: DumpLimits,
+    first: c_int,
+    count: c_int,
+) -> Result<c_int, String> {
+    if count as usize > MAX_CALL_VALUES {
+        ffi::lua_pushnil(l);
+        push_owned(l, too_many_values("results", count));
+        return Ok(2);
+    }
+    ffi::lua_checkstack(l, 8);
+    let top = ffi::lua_gettop(l);
+    let reuse = count <= SCRATCH_RESULTS && ffi::lua_type(l, scratch) == ffi::LUA_TTABLE && {
+        ffi::lua_pushnil(l);
+        let empty = ffi::lua_next(l, scratch) == 0;
+        ffi::lua_settop(l, top);
+        empty
+    };
+    if reuse {
+        ffi::lua_pushvalue(l, scratch);
+    } else {
+        ffi::lua_createtable(l, count, 0);
+    }
+    // The results in one array for the dump; `n` is written from the count, so trailing
+    // nils arrive.
+    let results = top + 1;
+    for i in 1..=count {
+        ffi::lua_pushvalue(l, first + i - 1);
+        ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
+    }
+    let written = dump_at(
+        l,
+        results,
+        limits,
+        Root::CallArray {
+            what: "results",
+            n: Some(i64::from(count)),
+            holes_up_to: i64::from(count),
+        },
+        |returned_dump| {
+            let response = ResponseView {
+                returned_dump,
+                call_id,
+                ..Default::default()
+            };
+            push_message(l, limits.max_bytes, "results: response", |out| {
+                write_response(out, &response)
+            })
+        },
+    );
+    if reuse {
         for i in 1..=count {
-            ffi::lua_pushvalue(l, 4 + i);
+            ffi::lua_pushnil(l);
             ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
         }
-        let written = dump_at(
-            l,
-            results,
-            limits,
-            Root::CallArray {
-                what: "results",
-                n: Some(i64::from(count)),
-                holes_up_to: i64::from(count),
-            },
-            |returned_dump| {
-                let response = ResponseView {
-                    returned_dump,
-                    call_id,
-                    ..Default::default()
-                };
-                push_message(l, limits.max_bytes, "results: response", |out| {
-                    write_response(out, &response)
-                })
-            },
-        );
-        if reuse {
-            for i in 1..=count {
-                ffi::lua_pushnil(l);
-                ffi::lua_rawseti(l, results, ffi::lua_Integer::from(i));
-            }
+    }
+    match written {
+        Ok(Ok(())) => Ok(1),
+        Ok(Err(msg)) | Err(msg) => {
+            ffi::lua_pushnil(l);
+            push_owned(l, msg);
+            Ok(2)
         }
-        match written {
-            Ok(Ok(())) => Ok(1),
-            Ok(Err(msg)) | Err(msg) => {
-                ffi::lua_pushnil(l);
-                push_owned(l, msg);
-                Ok(2)
-            }
-        }
-    })
+    }
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, ending with a note of how
@@ -601,8 +652,24 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
         let limits = load_limit_args(l, name)?;
         let expected = int_arg(l, 4, name)?.map(|v| v as u64);
         ffi::lua_settop(l, 3);
+        decode_response(l, 1, &limits, expected)
+    })
+}
+
+/// Pushes what `decode_response` returns for the content at `content`.
+///
+/// # Safety
+/// From a C function.
+pub(crate) unsafe fn decode_response(
+    l: *mut lua_State,
+    content: c_int,
+    limits: &LoadLimits,
+    expected: Option<u64>,
+) -> Result<c_int, String> {
+    {
+        let below = ffi::lua_gettop(l);
         let failure = |kind: &str, msg: String, traceback: Option<&str>| {
-            ffi::lua_settop(l, 3);
+            ffi::lua_settop(l, below);
             ffi::lua_pushboolean(l, 0);
             push_bytes(l, kind.as_bytes());
             push_owned(l, msg);
@@ -612,14 +679,14 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
             }
             Ok(4)
         };
-        if ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
+        if ffi::lua_type(l, content) != ffi::LUA_TSTRING {
             return failure(
                 "bad_response",
-                format!("response content is a {}, not bytes", type_name(l, 1)),
+                format!("response content is a {}, not bytes", type_name(l, content)),
                 None,
             );
         }
-        let content = bytes_at(l, 1);
+        let content = bytes_at(l, content);
         if content.len() > limits.max_bytes {
             return failure(
                 "bad_response",
@@ -650,14 +717,14 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_response(l: *mut lua_State) ->
                 Some(response.traceback),
             );
         }
-        // Stack: content and limits (3), then true and the values.
+        // Stack: what was there, then true and the values.
         ffi::lua_checkstack(l, 8);
         ffi::lua_pushboolean(l, 1);
-        if let Err(msg) = push_array_values(l, response.returned_dump, &limits, "results") {
+        if let Err(msg) = push_array_values(l, response.returned_dump, limits, "results") {
             return failure("bad_response", msg, None);
         }
-        Ok(ffi::lua_gettop(l) - 3)
-    })
+        Ok(ffi::lua_gettop(l) - below)
+    }
 }
 
 #[cfg(test)]

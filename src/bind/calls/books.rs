@@ -61,6 +61,21 @@ const COUNTERS: [&str; 9] = [
 ];
 
 impl Books {
+    pub fn dump_limits(&self) -> crate::text::limits::DumpLimits {
+        crate::text::limits::DumpLimits {
+            max_depth: self.max_depth as usize,
+            max_bytes: self.max_bytes as usize,
+        }
+    }
+
+    pub fn load_limits(&self) -> crate::text::limits::LoadLimits {
+        crate::text::limits::LoadLimits {
+            max_depth: self.max_depth as usize,
+            max_bytes: self.max_bytes as usize,
+            ..Default::default()
+        }
+    }
+
     fn counter(&mut self, name: &[u8]) -> Option<&mut i64> {
         let at = COUNTERS.iter().position(|c| c.as_bytes() == name)?;
         Some(match at {

@@ -5,6 +5,7 @@
 
 use super::books::{books, now, push_helper, slot, Books};
 use super::ledger::ServerKey;
+use crate::bind::rpc::{decode_response, encode_request};
 use crate::bind::api::{bytes_at, guarded, integer_at, push_int, push_owned};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
@@ -90,22 +91,16 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
             MAX_BUDGET_MS
         };
         // Arguments that cannot be sent raise at the call site, before anything is counted.
-        push_helper(l, slot::ENCODE_REQUEST);
-        for i in 1..=5 {
-            ffi::lua_pushvalue(l, i);
-        }
-        match (*b).self_id {
-            Some(v) => push_int(l, v),
-            None => ffi::lua_pushnil(l),
-        }
-        push_int(l, id);
-        push_int(l, budget_ms as i64);
-        push_int(l, (*b).max_depth);
-        push_int(l, (*b).max_bytes);
-        ffi::lua_call(l, 10, 3);
+        let pushed = encode_request(
+            l,
+            (*b).self_id,
+            Some(id as u64),
+            Some(budget_ms as u32),
+            (*b).dump_limits(),
+        )?;
         const REQUEST: c_int = 8;
-        if ffi::lua_type(l, REQUEST) != ffi::LUA_TSTRING {
-            return Ok(3);
+        if pushed != 1 {
+            return Ok(pushed);
         }
         let request_len = ffi::lua_rawlen(l, REQUEST) as i64;
         ffi::lua_settop(l, REQUEST);
@@ -325,7 +320,11 @@ unsafe fn take_call(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
 
 /// The reply (or transport failure) of call `id`: content at `content`, the transport's
 /// error at `content + 1`.
-pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_int {
+pub(crate) unsafe fn respond(
+    l: *mut lua_State,
+    id: i64,
+    content: c_int,
+) -> Result<c_int, String> {
     let b = books(l);
     ffi::lua_checkstack(l, 16);
     // Received bytes count whether or not the call still waits for them.
@@ -335,29 +334,23 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
     }
     if (*b).ledger.get(id).is_none() {
         (*b).late_replies += 1;
-        return 0;
+        return Ok(0);
     }
     if !is_bytes {
         push_int(l, id);
         push_int(l, (*b).inside_run_mfa);
         ffi::lua_pushvalue(l, content + 1);
         call_helper(l, slot::NO_RESPONSE, 3);
-        return 0;
+        return Ok(0);
     }
     let base = ffi::lua_gettop(l);
-    push_helper(l, slot::DECODE_RESPONSE);
-    ffi::lua_pushvalue(l, content);
-    push_int(l, (*b).max_depth);
-    push_int(l, (*b).max_bytes);
-    push_int(l, id);
-    ffi::lua_call(l, 4, ffi::LUA_MULTRET);
     // base + 1: ok; then the results, or kind, message, traceback.
-    let count = ffi::lua_gettop(l) - base;
+    let count = decode_response(l, content, &(*b).load_limits(), Some(id as u64))?;
     let ok = ffi::lua_toboolean(l, base + 1) != 0;
     let inside = (*b).inside_run_mfa;
     if ok && inside == 0 {
         let Some(cell) = (*b).ledger.get(id).map(|c| c.cell) else {
-            return 0; // answered while decoding (a finalizer's call)
+            return Ok(0); // answered while decoding (a finalizer's call)
         };
         push_helper(l, slot::CELLS);
         ffi::lua_rawgeti(l, -1, cell * CELL_SIZE + CELL_ON_RESULT);
@@ -365,7 +358,7 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
         take_call(l, b, id);
         (*b).completed += 1;
         if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
-            return 0;
+            return Ok(0);
         }
         // handler, on_result, results...
         ffi::lua_replace(l, base + 1);
@@ -375,7 +368,7 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
         if ffi::lua_pcall(l, count - 1, 0, base + 1) != ffi::LUA_OK {
             call_helper(l, slot::CALLBACK_FAILED, 1);
         }
-        return 0;
+        return Ok(0);
     }
     // settle_slow(id, inside, ok, ...): failures, and replies that arrive while a request is
     // inside the transport (delivered at the next poll).
@@ -384,7 +377,7 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> c_in
     push_int(l, inside);
     ffi::lua_rotate(l, base + 1, 3);
     ffi::lua_call(l, count + 2, 0);
-    0
+    Ok(0)
 }
 
 /// The transport callback of one call: `on_reply(content, transport_error)`, over the books,
@@ -393,7 +386,7 @@ unsafe extern "C-unwind" fn lua_on_reply(l: *mut lua_State) -> isize {
     guarded(l, "on_reply", || {
         ffi::lua_settop(l, 2);
         let id = integer_at(l, ffi::lua_upvalueindex(3)).unwrap_or(0);
-        Ok(respond(l, id, 1))
+        respond(l, id, 1)
     })
 }
 
@@ -403,7 +396,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_on_response(l: *mut lua_State) -> isi
     guarded(l, "on_response", || {
         ffi::lua_settop(l, 3);
         let id = integer_at(l, 1).unwrap_or(0);
-        Ok(respond(l, id, 2))
+        respond(l, id, 2)
     })
 }
 

@@ -10,7 +10,8 @@
 
 use super::books::{books, get_int_key, now, push_helper, set_int_key, slot, Books};
 use super::caller::push_transport_function;
-use crate::bind::api::{guarded, integer_at, push_int};
+use crate::bind::api::{guarded, integer_at};
+use crate::bind::rpc::{decode_request, encode_response};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
@@ -35,18 +36,15 @@ pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) ->
         if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
             (*b).bytes_in += ffi::lua_rawlen(l, 2) as i64;
         }
-        // serve_slow, ctx, then decode_request's results: module, func, caller id, call id,
-        // timeout, arguments... (or nil, why; or false and the names of a refused call).
+        // The rules, serve_slow, ctx, then decode_request's results: module, func, caller id,
+        // call id, timeout, arguments... (or nil, why; or false and the names of a refused
+        // call).
+        push_helper(l, slot::ALLOWED);
         push_helper(l, slot::SERVE_SLOW);
         ffi::lua_pushvalue(l, 1);
-        const MODULE: c_int = 5;
-        const FUNC: c_int = 6;
-        push_helper(l, slot::DECODE_REQUEST);
-        ffi::lua_pushvalue(l, 2);
-        push_int(l, (*b).max_depth);
-        push_int(l, (*b).max_bytes);
-        push_helper(l, slot::ALLOWED);
-        ffi::lua_call(l, 4, ffi::LUA_MULTRET);
+        const MODULE: c_int = 6;
+        const FUNC: c_int = 7;
+        decode_request(l, 2, 3, &(*b).load_limits())?;
         let top = ffi::lua_gettop(l);
         // The function, found without running any Lua code, or the slow path.
         let found = ffi::lua_type(l, MODULE) == ffi::LUA_TSTRING && {
@@ -59,15 +57,15 @@ pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) ->
         };
         if !found {
             ffi::lua_settop(l, top);
-            ffi::lua_call(l, top - 3, 0);
+            ffi::lua_call(l, top - 4, 0);
             return Ok(0);
         }
-        // start_job's order from 3: ctx, fn, module, func, caller id, call id, timeout, args...
-        ffi::lua_replace(l, 4);
+        // start_job's order from 4: ctx, fn, module, func, caller id, call id, timeout, args...
+        ffi::lua_replace(l, 5);
         ffi::lua_settop(l, top);
         ffi::lua_pushvalue(l, 1);
-        ffi::lua_replace(l, 3);
-        start_job(l, b, 3);
+        ffi::lua_replace(l, 4);
+        start_job(l, b, 4)?;
         Ok(0)
     })
 }
@@ -77,7 +75,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) ->
 pub(crate) unsafe extern "C-unwind" fn lua_start_job(l: *mut lua_State) -> isize {
     guarded(l, "start_job", || {
         ffi::lua_checkstack(l, 24);
-        start_job(l, books(l), 1);
+        start_job(l, books(l), 1)?;
         Ok(0)
     })
 }
@@ -91,7 +89,7 @@ const BUSY: ffi::lua_Integer = 7;
 
 /// Runs the job whose ctx is at `first` (start_job's order) in a worker: the stack from
 /// `first` is used up.
-unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
+unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<(), String> {
     let nargs = ffi::lua_gettop(l) - (first + 6);
     let (co, co_at) = take_worker(l, b);
     let state = co_at + 1;
@@ -121,7 +119,7 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
     if ffi::lua_checkstack(co, nargs + 2) == 0 || ffi::lua_checkstack(l, nargs + 8) == 0 {
         ffi::lua_pushstring(l, c"too many arguments for the worker's stack".as_ptr());
         failed(l, state, 0);
-        return;
+        return Ok(());
     }
     ffi::lua_pushvalue(l, first + 1);
     ffi::lua_xmove(l, co, 1);
@@ -138,10 +136,10 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
                 ffi::lua_settop(co, 0);
                 ffi::lua_pushstring(l, c"too many results for the stack".as_ptr());
                 failed(l, state, 0);
-                return;
+                return Ok(());
             }
             ffi::lua_xmove(co, l, nres);
-            finish(l, b, co_at, state, nres);
+            finish(l, b, co_at, state, nres)?;
         }
         ffi::LUA_YIELD => {
             // Parked in rr.call: the job goes on when its answer resumes the worker.
@@ -160,6 +158,7 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) {
             failed(l, state, co_at);
         }
     }
+    Ok(())
 }
 
 /// The served function failed (the error on top): svc_run_lua answers with the failure,
@@ -232,27 +231,30 @@ pub(crate) unsafe extern "C-unwind" fn lua_finish_job(l: *mut lua_State) -> isiz
         ffi::lua_pushvalue(l, 1);
         ffi::lua_insert(l, 2);
         // co, co, state, results...
-        finish(l, books(l), 2, 3, nres);
+        finish(l, books(l), 2, 3, nres)?;
         Ok(0)
     })
 }
 
 /// Answers the job of the worker at `co_at` (state at `state`) with the `nres` results on
 /// top, and puts the worker back in the pool.
-unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, nres: c_int) {
+unsafe fn finish(
+    l: *mut lua_State,
+    b: *mut Books,
+    co_at: c_int,
+    state: c_int,
+    nres: c_int,
+) -> Result<(), String> {
     let first = ffi::lua_gettop(l) - nres + 1;
-    // encode_response(scratch, call_id, maxdepth, maxbytes, results...)
-    push_helper(l, slot::ENCODE_RESPONSE);
-    push_helper(l, slot::RESULTS_SCRATCH);
     ffi::lua_rawgeti(l, state, CALL_ID);
-    if ffi::lua_type(l, -1) != ffi::LUA_TNUMBER {
-        ffi::lua_pop(l, 1);
+    let call_id = integer_at(l, -1)
+        .filter(|_| ffi::lua_type(l, -1) == ffi::LUA_TNUMBER)
+        .map(|v| v as u64);
+    push_helper(l, slot::RESULTS_SCRATCH);
+    let scratch = ffi::lua_gettop(l);
+    if encode_response(l, scratch, call_id, (*b).dump_limits(), first, nres)? == 1 {
         ffi::lua_pushnil(l);
     }
-    push_int(l, (*b).max_depth);
-    push_int(l, (*b).max_bytes);
-    ffi::lua_rotate(l, first, 5);
-    ffi::lua_call(l, 4 + nres, 2);
     if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
         // unsendable_results(state, why)
         ffi::lua_remove(l, -2);
@@ -260,7 +262,7 @@ unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, n
         ffi::lua_insert(l, -2);
         call_helper(l, slot::UNSENDABLE_RESULTS, 2);
         pool(l, b, co_at);
-        return;
+        return Ok(());
     }
     ffi::lua_pop(l, 1);
     let reply = ffi::lua_gettop(l);
@@ -273,20 +275,26 @@ unsafe fn finish(l: *mut lua_State, b: *mut Books, co_at: c_int, state: c_int, n
     ffi::lua_pop(l, 1);
     if !busy {
         pool(l, b, co_at);
-        return; // answered already
+        return Ok(()); // answered already
     }
     ffi::lua_pushboolean(l, 0);
     ffi::lua_rawseti(l, state, BUSY);
     (*b).serving -= 1;
     ffi::lua_pushboolean(l, 0);
     ffi::lua_rawseti(l, state, CTX);
-    send_reply(l, b, ctx, reply);
+    send_reply(l, b, ctx, reply)?;
     pool(l, b, co_at);
+    Ok(())
 }
 
 /// Sends the reply at `reply` to the host's request `ctx`: through reply_to, or back to this
 /// server's own call.
-pub(crate) unsafe fn send_reply(l: *mut lua_State, b: *mut Books, ctx: c_int, reply: c_int) {
+pub(crate) unsafe fn send_reply(
+    l: *mut lua_State,
+    b: *mut Books,
+    ctx: c_int,
+    reply: c_int,
+) -> Result<(), String> {
     (*b).bytes_out += ffi::lua_rawlen(l, reply) as i64;
     push_helper(l, slot::LOCAL_ROUTES);
     ffi::lua_pushvalue(l, ctx);
@@ -294,18 +302,19 @@ pub(crate) unsafe fn send_reply(l: *mut lua_State, b: *mut Books, ctx: c_int, re
         let id = integer_at(l, -1).unwrap_or(0);
         ffi::lua_pushvalue(l, reply);
         ffi::lua_pushnil(l);
-        super::caller::respond(l, id, ffi::lua_gettop(l) - 1);
-        return;
+        super::caller::respond(l, id, ffi::lua_gettop(l) - 1)?;
+        return Ok(());
     }
     if push_transport_function(l, c"reply_to") == ffi::LUA_TNIL {
         call_helper(l, slot::REPLY_FAILED, 0);
-        return;
+        return Ok(());
     }
     ffi::lua_pushvalue(l, ctx);
     ffi::lua_pushvalue(l, reply);
     if ffi::lua_pcall(l, 2, 0, 0) != ffi::LUA_OK {
         call_helper(l, slot::REPLY_FAILED, 1);
     }
+    Ok(())
 }
 
 /// Puts the worker at `co_at` back in the idle pool if it can run another job.
