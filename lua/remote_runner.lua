@@ -158,10 +158,13 @@ local function check_opts(n, fname, level, opts)
 end
 
 -- Every check of run_mfa, in argument order: raises the first failure at run_mfa's caller.
-local function check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
-  check_call_args("run_mfa", 3, svr_id, module_name, function_name, arguments)
-  if on_result ~= nil and type(on_result) ~= "function" then arg_error(5, "run_mfa", "function", on_result, 3) end
-  check_opts(6, "run_mfa", 3, opts) -- not a tail call, which would shift the error level on 5.2+
+-- `level` 1 is the function that calls check_run_mfa.
+local function check_run_mfa(level, svr_id, module_name, function_name, arguments, on_result, opts)
+  check_call_args("run_mfa", level + 1, svr_id, module_name, function_name, arguments)
+  if on_result ~= nil and type(on_result) ~= "function" then
+    arg_error(5, "run_mfa", "function", on_result, level + 1)
+  end
+  check_opts(6, "run_mfa", level + 1, opts) -- not a tail call, which would shift the error level on 5.2+
 end
 
 ------------------------------------------------------------------------------------------------
@@ -361,6 +364,7 @@ end
 
 B = core.new_books({
   cells = {}, time_out = time_out, service_name = "svr.RunLua", method_name = "RunMfa",
+  request_svr_name = "request_svr", reply_to_name = "reply_to", c_rpc_name = "c_rpc",
   fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
   nested_timeout = nested_timeout, settle_slow = settle_slow, callback_failed = callback_failed,
   traceback = traceback, transport_failed = transport_failed, no_response = no_response,
@@ -384,22 +388,26 @@ local function valid_opts(opts, known)
 end
 
 -- The other arguments are checked by encode_request (in start_call); only when a check fails
--- does check_run_mfa run, to raise the first failure in argument order.
-function M.run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+-- does check_run_mfa run, to raise the first failure in argument order. rr.run_mfa is the
+-- books' run_mfa, which starts calls without opts itself and hands the others here: the
+-- caller of rr.run_mfa is two levels up.
+local function run_mfa_slow(svr_id, module_name, function_name, arguments, on_result, opts)
   local on_error, timeout
   if opts ~= nil then
     if not valid_opts(opts, RUN_MFA_OPTIONS) then
-      check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
+      check_run_mfa(3, svr_id, module_name, function_name, arguments, on_result, opts)
     end
     on_error, timeout = opts.on_error, opts.timeout
   end
   local id, bad_arg, why = start_call(svr_id, module_name, function_name, arguments, on_result, on_error, timeout)
   if id == nil then
-    check_run_mfa(svr_id, module_name, function_name, arguments, on_result, opts)
-    error(format("bad argument #%d to 'run_mfa' (%s)", bad_arg or 0, tostring(why)), 2)
+    check_run_mfa(3, svr_id, module_name, function_name, arguments, on_result, opts)
+    error(format("bad argument #%d to 'run_mfa' (%s)", bad_arg or 0, tostring(why)), 3)
   end
   return id
 end
+B.set_helpers({ run_mfa_slow = run_mfa_slow })
+M.run_mfa = B.run_mfa
 
 -- Coroutine -> the id of the call it is parked on in rr.call. A reply resumes the coroutine
 -- only if it still waits for that call (its yield may have failed, and it moved on).

@@ -123,10 +123,14 @@ pub mod slot {
     pub const UNSENDABLE_RESULTS: lua_Integer = 26;
     pub const REPLY_FAILED: lua_Integer = 27;
     pub const RESULTS_SCRATCH: lua_Integer = 28;
+    pub const REQUEST_SVR_NAME: lua_Integer = 29;
+    pub const REPLY_TO_NAME: lua_Integer = 30;
+    pub const C_RPC_NAME: lua_Integer = 31;
+    pub const RUN_MFA_SLOW: lua_Integer = 32;
     /// Set by set_transport and configure, not by name.
-    pub const TRANSPORT: lua_Integer = 29;
-    pub const CLOCK: lua_Integer = 30;
-    pub const COUNT: usize = 30;
+    pub const TRANSPORT: lua_Integer = 33;
+    pub const CLOCK: lua_Integer = 34;
+    pub const COUNT: usize = 34;
 }
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
@@ -159,6 +163,10 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"unsendable_results",
     c"reply_failed",
     c"results_scratch",
+    c"request_svr_name",
+    c"reply_to_name",
+    c"c_rpc_name",
+    c"run_mfa_slow",
 ];
 
 /// The books of the running closure.
@@ -272,8 +280,9 @@ pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize
     ffi::lua_setmetatable(l, 2);
     ffi::lua_createtable(l, slot::COUNT as c_int, 0);
     set_helpers(l, 1, 3);
-    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 14] = [
+    let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 15] = [
         (c"start_call", super::caller::lua_start_call),
+        (c"run_mfa", super::caller::lua_run_mfa),
         (c"on_response", super::caller::lua_on_response),
         (c"untrack", super::caller::lua_untrack),
         (c"record", super::caller::lua_record),

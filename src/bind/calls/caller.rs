@@ -5,8 +5,8 @@
 
 use super::books::{books, now, push_helper, slot, Books};
 use super::ledger::ServerKey;
-use crate::bind::rpc::{decode_response, encode_request};
 use crate::bind::api::{bytes_at, guarded, integer_at, push_int, push_owned};
+use crate::bind::rpc::{decode_response, encode_request};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
@@ -19,11 +19,11 @@ const MAX_BUDGET_MS: f64 = 4294967295.0;
 /// # Safety
 /// From a closure made by `new_books`, with 3 free stack slots. A transport table's
 /// __index may run Lua code.
-pub unsafe fn push_transport_function(l: *mut lua_State, name: &std::ffi::CStr) -> c_int {
+pub unsafe fn push_transport_function(l: *mut lua_State, name: ffi::lua_Integer) -> c_int {
     if push_helper(l, slot::TRANSPORT) != ffi::LUA_TTABLE {
         ffi::lua_pop(l, 1);
         ffi::lua_pushglobaltable(l);
-        ffi::lua_pushstring(l, c"c_rpc".as_ptr());
+        push_helper(l, slot::C_RPC_NAME);
         ffi::lua_rawget(l, -2);
         ffi::lua_remove(l, -2);
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
@@ -32,7 +32,9 @@ pub unsafe fn push_transport_function(l: *mut lua_State, name: &std::ffi::CStr) 
             return ffi::LUA_TNIL;
         }
     }
-    ffi::lua_getfield(l, -1, name.as_ptr());
+    // transport[name], metamethods included; the name is a string made once.
+    push_helper(l, name);
+    ffi::lua_gettable(l, -2);
     ffi::lua_remove(l, -2);
     ffi::lua_type(l, -1)
 }
@@ -62,7 +64,35 @@ unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
 /// or nothing when an argument has the wrong type, or `nil, n, why` when argument `n` cannot
 /// be sent. The call is sent, or ends with a failure delivered at the next poll.
 pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isize {
-    guarded(l, "start_call", || {
+    guarded(l, "start_call", || start_call(l))
+}
+
+/// `rr.run_mfa(svr_id, module, func, args, on_result?, opts?)` → the call id. A call with
+/// opts, and one whose arguments are wrong (to be raised in Lua's words at the caller), goes
+/// through the Lua layer's run_mfa_slow.
+pub(crate) unsafe extern "C-unwind" fn lua_run_mfa(l: *mut lua_State) -> isize {
+    guarded(l, "run_mfa", || {
+        if ffi::lua_type(l, 6) <= ffi::LUA_TNIL {
+            ffi::lua_settop(l, 5);
+            ffi::lua_pushnil(l);
+            ffi::lua_pushnil(l);
+            if start_call(l)? == 1 {
+                return Ok(1);
+            }
+            ffi::lua_settop(l, 5);
+        } else {
+            ffi::lua_settop(l, 6);
+        }
+        push_helper(l, slot::RUN_MFA_SLOW);
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, ffi::lua_gettop(l) - 1, 1);
+        Ok(1)
+    })
+}
+
+/// The body of `start_call`, its arguments at 1..7.
+unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
+    {
         ffi::lua_settop(l, 7);
         ffi::lua_checkstack(l, 24);
         let b = books(l);
@@ -168,7 +198,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
             push_int(l, id);
             return Ok(1);
         }
-        let sent = if push_transport_function(l, c"request_svr") == ffi::LUA_TNIL {
+        let sent = if push_transport_function(l, slot::REQUEST_SVR_NAME) == ffi::LUA_TNIL {
             ffi::lua_pushstring(l, c"none".as_ptr());
             ffi::lua_pushnil(l);
             false
@@ -211,7 +241,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_start_call(l: *mut lua_State) -> isiz
         }
         push_int(l, id);
         Ok(1)
-    })
+    }
 }
 
 /// The server id at 1 as a ledger key.
@@ -320,11 +350,7 @@ unsafe fn take_call(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
 
 /// The reply (or transport failure) of call `id`: content at `content`, the transport's
 /// error at `content + 1`.
-pub(crate) unsafe fn respond(
-    l: *mut lua_State,
-    id: i64,
-    content: c_int,
-) -> Result<c_int, String> {
+pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> Result<c_int, String> {
     let b = books(l);
     ffi::lua_checkstack(l, 16);
     // Received bytes count whether or not the call still waits for them.

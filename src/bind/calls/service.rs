@@ -305,7 +305,7 @@ pub(crate) unsafe fn send_reply(
         super::caller::respond(l, id, ffi::lua_gettop(l) - 1)?;
         return Ok(());
     }
-    if push_transport_function(l, c"reply_to") == ffi::LUA_TNIL {
+    if push_transport_function(l, slot::REPLY_TO_NAME) == ffi::LUA_TNIL {
         call_helper(l, slot::REPLY_FAILED, 0);
         return Ok(());
     }
