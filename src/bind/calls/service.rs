@@ -91,7 +91,11 @@ const BUSY: ffi::lua_Integer = 7;
 /// `first` is used up.
 unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<(), String> {
     let nargs = ffi::lua_gettop(l) - (first + 6);
-    let (co, co_at) = take_worker(l, b);
+    let (co, _) = take_worker(l, b);
+    // The worker and its state go below the arguments, which then move to the worker as they
+    // are (a copy of 7,000 arguments would not fit Lua 5.1's stack).
+    ffi::lua_rotate(l, first + 7, 2);
+    let co_at = first + 7;
     let state = co_at + 1;
     // ctx, module, func, caller id, call id.
     for (field, at) in [
@@ -116,16 +120,13 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<()
     ffi::lua_pushboolean(l, 1);
     ffi::lua_rawseti(l, state, BUSY);
     (*b).serving += 1;
-    if ffi::lua_checkstack(co, nargs + 2) == 0 || ffi::lua_checkstack(l, nargs + 8) == 0 {
+    if ffi::lua_checkstack(co, nargs + 2) == 0 {
         ffi::lua_pushstring(l, c"too many arguments for the worker's stack".as_ptr());
         failed(l, state, 0);
         return Ok(());
     }
     ffi::lua_pushvalue(l, first + 1);
     ffi::lua_xmove(l, co, 1);
-    for i in 0..nargs {
-        ffi::lua_pushvalue(l, first + 7 + i);
-    }
     ffi::lua_xmove(l, co, nargs);
     let mut nres: c_int = 0;
     let status = ffi::lua_resume(co, l, nargs, &mut nres);
