@@ -56,7 +56,19 @@ enum Value<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Keys, lengths and small numbers take one byte.
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
             let byte = *self

@@ -141,7 +141,11 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             return overloaded(l, id, now + timeout, timeout, why);
         }
         // Rust values are made where no Lua error can jump past them (which would leak them).
-        let to_server = (*b).ledger.to_server(&server_key(l));
+        let key = server_key(l);
+        let to_server = (*b).ledger.to_server(&key);
+        // A string key is made again after the Lua allocations below: a Lua error there
+        // would leak it.
+        let key = (!matches!(key, ServerKey::Str(_))).then_some(key);
         if to_server as f64 >= (*b).max_pending_per_server {
             ffi::lua_pushvalue(l, 1);
             let why = {
@@ -178,7 +182,8 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             ffi::lua_rawseti(l, CELLS, base + field);
         }
         // In flight from here.
-        (*b).ledger.add(id, server_key(l), now + timeout, timeout);
+        let key = key.unwrap_or_else(|| server_key(l));
+        (*b).ledger.add(id, key, now + timeout, timeout);
         if to_self {
             // Counted before it is served: the reply may come back inside.
             (*b).sent += 1;

@@ -8,7 +8,8 @@
 //! paths: failures, timeouts, cancel.
 
 use rustc_hash::FxHashMap;
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// Timeouts are kept in slots of this many seconds; a call times out on the first poll after
 /// the end of its slot.
@@ -57,8 +58,9 @@ pub struct Call {
 pub struct Ledger {
     calls: FxHashMap<i64, Call>,
     per_server: FxHashMap<ServerKey, i64>,
-    /// (slot, id) of every call in flight.
-    timeouts: BTreeSet<(i64, i64)>,
+    /// (slot, id) of every call in flight with a timeout, earliest first, and of calls that
+    /// left the books since (dropped when they come up, or when there are many).
+    timeouts: BinaryHeap<Reverse<(i64, i64)>>,
     free_cells: Vec<i64>,
     /// Cells ever used: 0..cells_made.
     cells_made: i64,
@@ -85,8 +87,13 @@ impl Ledger {
             }
         };
         let slot = slot_of(deadline);
-        *self.per_server.entry(server.clone()).or_insert(0) += 1;
-        self.timeouts.insert((slot, id));
+        match self.per_server.get_mut(&server) {
+            Some(count) => *count += 1,
+            None => {
+                self.per_server.insert(server.clone(), 1);
+            }
+        }
+        self.schedule(slot, id);
         self.calls.insert(
             id,
             Call {
@@ -103,10 +110,22 @@ impl Ledger {
         self.calls.get(&id)
     }
 
+    fn schedule(&mut self, slot: i64, id: i64) {
+        if slot == i64::MAX {
+            return; // no timeout
+        }
+        // Entries of calls that left are dropped when they outnumber the calls in flight.
+        if self.timeouts.len() >= 2 * self.calls.len() + 64 {
+            let calls = &self.calls;
+            self.timeouts
+                .retain(|Reverse((slot, id))| calls.get(id).is_some_and(|c| c.slot == *slot));
+        }
+        self.timeouts.push(Reverse((slot, id)));
+    }
+
     /// Takes call `id` off the books; its cell is free again (the caller clears it).
     pub fn remove(&mut self, id: i64) -> Option<Call> {
         let call = self.calls.remove(&id)?;
-        self.timeouts.remove(&(call.slot, id));
         if let Some(count) = self.per_server.get_mut(&call.server) {
             *count -= 1;
             if *count <= 0 {
@@ -117,13 +136,19 @@ impl Ledger {
         Some(call)
     }
 
-    /// The first call whose slot ended before `now`'s slot, if any.
-    pub fn first_due(&self, now: f64) -> Option<i64> {
+    /// The first call in flight whose slot ended before `now`'s slot, if any.
+    pub fn first_due(&mut self, now: f64) -> Option<i64> {
         let last = slot_of(now) - 1;
-        self.timeouts
-            .first()
-            .filter(|(slot, _)| *slot <= last)
-            .map(|&(_, id)| id)
+        while let Some(&Reverse((slot, id))) = self.timeouts.peek() {
+            if slot > last {
+                return None;
+            }
+            if self.calls.get(&id).is_some_and(|c| c.slot == slot) {
+                return Some(id);
+            }
+            self.timeouts.pop();
+        }
+        None
     }
 
     /// A new clock: every deadline keeps what was left of it (`old_now` on the old clock is
@@ -133,7 +158,9 @@ impl Ledger {
         for (&id, call) in self.calls.iter_mut() {
             call.deadline = now + (call.deadline - old_now);
             call.slot = slot_of(call.deadline);
-            self.timeouts.insert((call.slot, id));
+            if call.slot != i64::MAX {
+                self.timeouts.push(Reverse((call.slot, id)));
+            }
         }
     }
 
@@ -163,6 +190,28 @@ mod tests {
         ledger.remove(1);
         assert_eq!(ledger.to_server(&ServerKey::Int(2)), 0);
         assert_eq!(ledger.in_flight(), 0);
+    }
+
+    #[test]
+    fn entries_of_answered_calls_do_not_pile_up() {
+        let mut ledger = Ledger::default();
+        for id in 0..10_000 {
+            ledger.add(id, ServerKey::Int(1), 3600.0, 3600.0);
+            ledger.remove(id);
+        }
+        assert!(ledger.timeouts.len() <= 65, "{} entries kept", ledger.timeouts.len());
+        ledger.add(10_000, ServerKey::Int(1), 1.0, 1.0);
+        assert_eq!(ledger.first_due(4000.0), Some(10_000));
+    }
+
+    #[test]
+    fn a_call_due_is_found_among_stale_entries() {
+        let mut ledger = Ledger::default();
+        ledger.add(1, ServerKey::Int(1), 1.0, 1.0);
+        ledger.add(2, ServerKey::Int(1), 2.0, 2.0);
+        ledger.remove(1);
+        assert_eq!(ledger.first_due(1.5), None);
+        assert_eq!(ledger.first_due(2.5), Some(2));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! dead, so nothing else can resume it. A function that raised, or that yields anywhere but
 //! in rr.call, leaves its worker, which is dropped.
 
-use super::books::{books, get_int_key, now, push_helper, set_int_key, slot, Books};
+use super::books::{books, now, push_helper, slot, Books};
 use super::caller::push_transport_function;
 use crate::bind::api::{guarded, integer_at};
 use crate::bind::rpc::{decode_request, encode_response};
@@ -182,9 +182,9 @@ unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_in
     while (*b).idle_workers > 0 {
         let at = (*b).idle_workers;
         (*b).idle_workers = at - 1;
-        get_int_key(l, idle, at);
+        ffi::lua_rawgeti(l, idle, at);
         ffi::lua_pushnil(l);
-        set_int_key(l, idle, at);
+        ffi::lua_rawseti(l, idle, at);
         let co = ffi::lua_tothread(l, -1);
         // A worker something else ended, or given a debug hook of its own (a watchdog's, set
         // through coroutine.running() in an earlier job), is not reused.
@@ -330,7 +330,7 @@ unsafe fn pool(l: *mut lua_State, b: *mut Books, co_at: c_int) {
     }
     push_helper(l, slot::IDLE);
     ffi::lua_pushvalue(l, co_at);
-    set_int_key(l, ffi::lua_gettop(l) - 1, (*b).idle_workers + 1);
+    ffi::lua_rawseti(l, -2, (*b).idle_workers + 1);
     ffi::lua_pop(l, 1);
     (*b).idle_workers += 1;
 }
