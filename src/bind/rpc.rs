@@ -128,6 +128,9 @@ unsafe fn push_elements(l: *mut lua_State, table: c_int, what: &str) -> Result<(
     Ok(())
 }
 
+/// The dump of an empty argument or result array, as `dump_at` writes it.
+const NO_VALUES: &[u8] = b"{n=0}";
+
 /// Pushes the values of the argument or result array in `text` (`what` names it in errors),
 /// or returns why it cannot, with the stack as it was.
 unsafe fn push_array_values(
@@ -136,6 +139,9 @@ unsafe fn push_array_values(
     limits: &LoadLimits,
     what: &str,
 ) -> Result<(), String> {
+    if text == NO_VALUES {
+        return Ok(()); // what a function that returns nothing sends back, read at once
+    }
     let below = ffi::lua_gettop(l);
     let failure = match load_values(l, text, limits).map_err(|msg| format!("{what}: {msg}"))? {
         Loaded::Values(count) if count > MAX_CALL_VALUES => too_many_values(what, count),
@@ -444,6 +450,24 @@ pub(crate) unsafe fn encode_response(
         ffi::lua_pushnil(l);
         push_owned(l, too_many_values("results", count));
         return Ok(2);
+    }
+    if count == 0 {
+        // A function that returns nothing, the usual answer: no table to fill and walk.
+        let response = ResponseView {
+            returned_dump: NO_VALUES,
+            call_id,
+            ..Default::default()
+        };
+        return match push_message(l, limits.max_bytes, "results: response", |out| {
+            write_response(out, &response)
+        }) {
+            Ok(()) => Ok(1),
+            Err(msg) => {
+                ffi::lua_pushnil(l);
+                push_owned(l, msg);
+                Ok(2)
+            }
+        };
     }
     ffi::lua_checkstack(l, 8);
     let top = ffi::lua_gettop(l);
