@@ -70,7 +70,8 @@ impl<'a> Reader<'a> {
 
     fn long_varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
+        for step in 0..10 {
+            let shift = step * 7;
             let byte = *self
                 .buf
                 .get(self.pos)
@@ -99,6 +100,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field as (number, value), or None at the end.
+    #[inline(always)]
     fn field(&mut self) -> Result<Option<(u64, u64, Value<'a>)>, WireError> {
         if self.pos == self.buf.len() {
             return Ok(None);
@@ -148,6 +150,7 @@ impl<'a> Reader<'a> {
     /// Skips the rest of a group that started with field `number`. Groups are proto2's old
     /// encoding; no proto3 peer writes them, but the generated decoder skips them as unknown
     /// fields, so a message it reads is read here too. Nesting is bounded as it bounds it.
+    #[cold]
     fn skip_group(&mut self, number: u64) -> Result<(), WireError> {
         let mut open = vec![number];
         while let Some(&innermost) = open.last() {
