@@ -340,12 +340,28 @@ pub(crate) unsafe extern "C-unwind" fn lua_decode_request(l: *mut lua_State) -> 
         let name = "decode_request";
         let limits = load_limit_args(l, name)?;
         ffi::lua_settop(l, 4);
-        decode_request(l, 1, 4, &limits)
+        decode_request(l, 1, 4, 0, &limits)
     })
 }
 
+/// Pushes `name`; with a `cache` table (not 0), the string kept in it at `at` when it holds
+/// the same bytes: the usual request names the function of the request before, and a string
+/// already made costs less than making it again.
+unsafe fn push_name(l: *mut lua_State, name: &[u8], cache: c_int, at: ffi::lua_Integer) {
+    if cache == 0 {
+        return push_bytes(l, name);
+    }
+    if ffi::lua_rawgeti(l, cache, at) == ffi::LUA_TSTRING && bytes_at(l, -1) == name {
+        return;
+    }
+    ffi::lua_pop(l, 1);
+    push_bytes(l, name);
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_rawseti(l, cache, at);
+}
+
 /// Pushes what `decode_request` returns for the content at `content`, with the rules at
-/// `rules` (not a table: none).
+/// `rules` (not a table: none) and a cache of names at `names` (see `push_name`; 0: none).
 ///
 /// # Safety
 /// From a C function.
@@ -353,6 +369,7 @@ pub(crate) unsafe fn decode_request(
     l: *mut lua_State,
     content: c_int,
     rules: c_int,
+    names: c_int,
     limits: &LoadLimits,
 ) -> Result<c_int, String> {
     {
@@ -382,8 +399,8 @@ pub(crate) unsafe fn decode_request(
         }
         // Stack: what was there, then the fields, then the argument values.
         ffi::lua_checkstack(l, 8);
-        push_bytes(l, request.module_name);
-        push_bytes(l, request.function_name);
+        push_name(l, request.module_name, names, 1);
+        push_name(l, request.function_name, names, 2);
         if ffi::lua_type(l, rules) == ffi::LUA_TTABLE && !allowed(l, rules, below + 1, below + 2) {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_insert(l, below + 1);

@@ -127,10 +127,11 @@ pub mod slot {
     pub const REPLY_TO_NAME: lua_Integer = 30;
     pub const C_RPC_NAME: lua_Integer = 31;
     pub const RUN_MFA_SLOW: lua_Integer = 32;
+    pub const NAMES: lua_Integer = 33;
     /// Set by set_transport and configure, not by name.
-    pub const TRANSPORT: lua_Integer = 33;
-    pub const CLOCK: lua_Integer = 34;
-    pub const COUNT: usize = 34;
+    pub const TRANSPORT: lua_Integer = 34;
+    pub const CLOCK: lua_Integer = 35;
+    pub const COUNT: usize = 35;
 }
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
@@ -167,6 +168,7 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"reply_to_name",
     c"c_rpc_name",
     c"run_mfa_slow",
+    c"names",
 ];
 
 /// The books of the running closure.

@@ -36,15 +36,16 @@ pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) ->
         if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
             (*b).bytes_in += ffi::lua_rawlen(l, 2) as i64;
         }
-        // The rules, serve_slow, ctx, then decode_request's results: module, func, caller id,
-        // call id, timeout, arguments... (or nil, why; or false and the names of a refused
-        // call).
+        // The rules, the names cache, ctx, a slot for the function, then decode_request's
+        // results: module, func, caller id, call id, timeout, arguments... (or nil, why; or
+        // false and the names of a refused call).
         push_helper(l, slot::ALLOWED);
-        push_helper(l, slot::SERVE_SLOW);
+        push_helper(l, slot::NAMES);
         ffi::lua_pushvalue(l, 1);
-        const MODULE: c_int = 6;
-        const FUNC: c_int = 7;
-        decode_request(l, 2, 3, &(*b).load_limits())?;
+        ffi::lua_pushnil(l);
+        const MODULE: c_int = 7;
+        const FUNC: c_int = 8;
+        decode_request(l, 2, 3, 4, &(*b).load_limits())?;
         let top = ffi::lua_gettop(l);
         // The function, found without running any Lua code, or the slow path.
         let found = ffi::lua_type(l, MODULE) == ffi::LUA_TSTRING && {
@@ -56,16 +57,19 @@ pub(crate) unsafe extern "C-unwind" fn lua_run_mfa_service(l: *mut lua_State) ->
             }
         };
         if !found {
+            // serve_slow(ctx, results...)
             ffi::lua_settop(l, top);
-            ffi::lua_call(l, top - 4, 0);
+            push_helper(l, slot::SERVE_SLOW);
+            ffi::lua_replace(l, 5);
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_replace(l, 6);
+            ffi::lua_call(l, top - 5, 0);
             return Ok(0);
         }
-        // start_job's order from 4: ctx, fn, module, func, caller id, call id, timeout, args...
-        ffi::lua_replace(l, 5);
+        // start_job's order from 5: ctx, fn, module, func, caller id, call id, timeout, args...
+        ffi::lua_replace(l, 6);
         ffi::lua_settop(l, top);
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_replace(l, 4);
-        start_job(l, b, 4)?;
+        start_job(l, b, 5)?;
         Ok(0)
     })
 }
