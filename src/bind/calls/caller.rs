@@ -344,13 +344,17 @@ unsafe fn take_call(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
         return false;
     };
     push_helper(l, slot::CELLS);
-    let base = call.cell * CELL_SIZE;
-    for field in [CELL_ON_RESULT, CELL_ON_ERROR] {
-        ffi::lua_pushboolean(l, 0);
-        ffi::lua_rawseti(l, -2, base + field);
-    }
+    clear_callbacks(l, ffi::lua_gettop(l), call.cell * CELL_SIZE);
     ffi::lua_pop(l, 1);
     true
+}
+
+/// Lets the cell at `at` of the cells table at `cells` go of its callbacks.
+unsafe fn clear_callbacks(l: *mut lua_State, cells: c_int, at: ffi::lua_Integer) {
+    for field in [CELL_ON_RESULT, CELL_ON_ERROR] {
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_rawseti(l, cells, at + field);
+    }
 }
 
 /// The reply (or transport failure) of call `id`: content at `content`, the transport's
@@ -380,22 +384,24 @@ pub(crate) unsafe fn respond(l: *mut lua_State, id: i64, content: c_int) -> Resu
     let ok = ffi::lua_toboolean(l, base + 1) != 0;
     let inside = (*b).inside_run_mfa;
     if ok && inside == 0 {
-        let Some(cell) = (*b).ledger.get(id).map(|c| c.cell) else {
+        let Some(call) = (*b).ledger.remove(id) else {
             return Ok(0); // answered while decoding (a finalizer's call)
         };
-        push_helper(l, slot::CELLS);
-        ffi::lua_rawgeti(l, -1, cell * CELL_SIZE + CELL_ON_RESULT);
-        ffi::lua_remove(l, -2);
-        take_call(l, b, id);
         (*b).completed += 1;
+        // on_result, and its cell let go of the callbacks.
+        push_helper(l, slot::CELLS);
+        let cells = ffi::lua_gettop(l);
+        let at = call.cell * CELL_SIZE;
+        ffi::lua_rawgeti(l, cells, at + CELL_ON_RESULT);
+        clear_callbacks(l, cells, at);
         if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
             return Ok(0);
         }
         // handler, on_result, results...
         ffi::lua_replace(l, base + 1);
+        ffi::lua_pop(l, 1);
         push_helper(l, slot::TRACEBACK);
         ffi::lua_insert(l, base + 1);
-        ffi::lua_checkstack(l, 4);
         if ffi::lua_pcall(l, count - 1, 0, base + 1) != ffi::LUA_OK {
             call_helper(l, slot::CALLBACK_FAILED, 1);
         }

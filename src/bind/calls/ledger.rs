@@ -24,6 +24,9 @@ pub fn slot_of(deadline: f64) -> i64 {
     (q as i64).saturating_add(1)
 }
 
+/// Servers kept in `per_server` before those with no call in flight are dropped.
+const MAX_IDLE_SERVERS: usize = 1024;
+
 /// A server id as a key: integral numbers are one key whatever their subtype, as in a Lua
 /// table.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -90,6 +93,11 @@ impl Ledger {
         match self.per_server.get_mut(&server) {
             Some(count) => *count += 1,
             None => {
+                // Servers with no call in flight keep their entry (the next call to them
+                // likely comes soon) until there are many.
+                if self.per_server.len() >= MAX_IDLE_SERVERS.max(2 * self.calls.len()) {
+                    self.per_server.retain(|_, count| *count > 0);
+                }
                 self.per_server.insert(server.clone(), 1);
             }
         }
@@ -128,9 +136,6 @@ impl Ledger {
         let call = self.calls.remove(&id)?;
         if let Some(count) = self.per_server.get_mut(&call.server) {
             *count -= 1;
-            if *count <= 0 {
-                self.per_server.remove(&call.server);
-            }
         }
         self.free_cells.push(call.cell);
         Some(call)

@@ -180,16 +180,20 @@ unsafe fn failed(l: *mut lua_State, state: c_int, co_at: c_int) {
 }
 
 /// Pushes an idle worker (or a new one) and its state; returns the worker and where it is.
+/// The idle pool keeps each worker with its state: `idle[2k - 1]`, `idle[2k]`.
 unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_int) {
     push_helper(l, slot::IDLE);
     let idle = ffi::lua_gettop(l);
     while (*b).idle_workers > 0 {
-        let at = (*b).idle_workers;
-        (*b).idle_workers = at - 1;
+        let at = (*b).idle_workers * 2;
+        (*b).idle_workers -= 1;
+        ffi::lua_rawgeti(l, idle, at - 1);
         ffi::lua_rawgeti(l, idle, at);
         ffi::lua_pushnil(l);
         ffi::lua_rawseti(l, idle, at);
-        let co = ffi::lua_tothread(l, -1);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawseti(l, idle, at - 1);
+        let co = ffi::lua_tothread(l, -2);
         // A worker something else ended, or given a debug hook of its own (a watchdog's, set
         // through coroutine.running() in an earlier job), is not reused.
         if !co.is_null()
@@ -198,19 +202,11 @@ unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_in
             && ffi::lua_gethook(co).map(|f| f as usize) == ffi::lua_gethook(l).map(|f| f as usize)
         {
             ffi::lua_remove(l, idle);
-            push_helper(l, slot::WORKERS);
-            ffi::lua_pushvalue(l, -2);
-            ffi::lua_rawget(l, -2);
-            ffi::lua_remove(l, -2);
-            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-                return (co, ffi::lua_gettop(l) - 1);
-            }
-            ffi::lua_settop(l, idle - 1);
-            break;
+            return (co, idle);
         }
-        ffi::lua_pop(l, 1);
+        ffi::lua_pop(l, 2);
     }
-    ffi::lua_settop(l, idle - 1);
+    ffi::lua_pop(l, 1);
     let co = ffi::lua_newthread(l);
     let co_at = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 7, 0);
@@ -322,7 +318,8 @@ pub(crate) unsafe fn send_reply(
     Ok(())
 }
 
-/// Puts the worker at `co_at` back in the idle pool if it can run another job.
+/// Puts the worker at `co_at` (its state at `co_at + 1`) back in the idle pool if it can run
+/// another job.
 unsafe fn pool(l: *mut lua_State, b: *mut Books, co_at: c_int) {
     let co = ffi::lua_tothread(l, co_at);
     if co.is_null()
@@ -333,8 +330,11 @@ unsafe fn pool(l: *mut lua_State, b: *mut Books, co_at: c_int) {
         return;
     }
     push_helper(l, slot::IDLE);
+    let at = (*b).idle_workers * 2;
     ffi::lua_pushvalue(l, co_at);
-    ffi::lua_rawseti(l, -2, (*b).idle_workers + 1);
+    ffi::lua_rawseti(l, -2, at + 1);
+    ffi::lua_pushvalue(l, co_at + 1);
+    ffi::lua_rawseti(l, -2, at + 2);
     ffi::lua_pop(l, 1);
     (*b).idle_workers += 1;
 }
