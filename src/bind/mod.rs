@@ -4,6 +4,7 @@ pub mod api;
 pub mod args;
 pub mod calls;
 pub mod dump;
+pub mod flat_values;
 pub mod graph_depth;
 pub mod load;
 pub mod module;

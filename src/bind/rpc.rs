@@ -8,6 +8,7 @@ use super::api::{
     type_name, with_staging, Num,
 };
 use super::dump::{dump_at, Root};
+use super::flat_values::push_flat_values;
 use super::load::{load_values, Loaded};
 use crate::rpc::wire::{
     read_request, read_response, response_len, varint_len, write_request, write_response,
@@ -143,6 +144,14 @@ unsafe fn push_array_values(
         return Ok(()); // what a function that returns nothing sends back, read at once
     }
     let below = ffi::lua_gettop(l);
+    match push_flat_values(l, text) {
+        Some(count) if count > MAX_CALL_VALUES => {
+            ffi::lua_settop(l, below);
+            return Err(too_many_values(what, count));
+        }
+        Some(_) => return Ok(()),
+        None => {}
+    }
     let failure = match load_values(l, text, limits).map_err(|msg| format!("{what}: {msg}"))? {
         Loaded::Values(count) if count > MAX_CALL_VALUES => too_many_values(what, count),
         Loaded::Values(_) => return Ok(()),

@@ -1,0 +1,148 @@
+//! The arguments or results of most calls, read without the parser: a flat array of plain
+//! scalars as `dump_at` writes a call array, `{"name",42,true,nil,-7,n=5}`. Anything else
+//! (floats, escapes, bytes outside printable ASCII, tables, spaces, comments) is left to the
+//! parser, which reads every form; this only recognizes a strict subset of it, and gives the
+//! same values for it.
+
+use super::api::{push_int, HAS_INTEGERS};
+use crate::rpc::MAX_CALL_VALUES;
+use mlua::ffi::{self, lua_State};
+
+/// Largest integer pushed from here: 18 digits always fit an i64; without integers (5.1,
+/// LuaJIT) a double holds integers up to 2^53 exactly.
+const MAX_INTEGER: u64 = if HAS_INTEGERS {
+    999_999_999_999_999_999
+} else {
+    1 << 53
+};
+
+/// Pushes the values of `text` and returns how many, when it is such an array; otherwise
+/// pushes nothing and returns None.
+///
+/// # Safety
+/// A valid state, from a C function. Pushing may raise a Lua error (out of memory).
+pub unsafe fn push_flat_values(l: *mut lua_State, text: &[u8]) -> Option<usize> {
+    let below = ffi::lua_gettop(l);
+    let pushed = scan(l, text);
+    if pushed.is_none() {
+        ffi::lua_settop(l, below);
+    }
+    pushed
+}
+
+unsafe fn scan(l: *mut lua_State, text: &[u8]) -> Option<usize> {
+    let body = text.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let mut at = 0;
+    let mut count = 0usize;
+    let mut has_nil = false;
+    let mut n = None;
+    while at < body.len() {
+        if count % 32 == 0 && (count > MAX_CALL_VALUES || ffi::lua_checkstack(l, 40) == 0) {
+            return None;
+        }
+        let rest = &body[at..];
+        let used = match rest[0] {
+            b'"' => {
+                let len = rest[1..]
+                    .iter()
+                    .position(|&c| !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\')?;
+                if rest[1 + len] != b'"' {
+                    return None; // an escape or a byte the parser must read
+                }
+                ffi::lua_pushlstring(l, rest[1..].as_ptr().cast(), len);
+                len + 2
+            }
+            b't' if rest.starts_with(b"true") => {
+                ffi::lua_pushboolean(l, 1);
+                4
+            }
+            b'f' if rest.starts_with(b"false") => {
+                ffi::lua_pushboolean(l, 0);
+                5
+            }
+            b'n' if rest.starts_with(b"nil") => {
+                ffi::lua_pushnil(l);
+                has_nil = true;
+                3
+            }
+            b'n' if rest.starts_with(b"n=") => {
+                let (value, len) = integer(&rest[2..])?;
+                // The last field, a count no smaller than the values (the parser decides
+                // what any other `n` means).
+                if 2 + len != rest.len() || value < 0 || (value as usize) < count {
+                    return None;
+                }
+                n = Some(value as usize);
+                break;
+            }
+            b'-' | b'0'..=b'9' => {
+                let (value, len) = integer(rest)?;
+                push_int(l, value);
+                len
+            }
+            _ => return None,
+        };
+        count += 1;
+        at += used;
+        match body.get(at) {
+            None => break,
+            Some(b',') => at += 1,
+            Some(_) => return None,
+        }
+    }
+    let total = match n {
+        Some(n) if n <= MAX_CALL_VALUES => n,
+        Some(_) => return None,
+        // Without `n`, nil values leave holes whose length Lua does not define.
+        None if has_nil => return None,
+        None => count,
+    };
+    if ffi::lua_checkstack(l, (total - count) as i32 + 8) == 0 {
+        return None;
+    }
+    for _ in count..total {
+        ffi::lua_pushnil(l);
+    }
+    Some(total)
+}
+
+/// A decimal integer at the start of `text` and its length, when it is one the parser
+/// would read as that integer: digits (one minus before them), not followed by anything
+/// that makes it a float or another number.
+fn integer(text: &[u8]) -> Option<(i64, usize)> {
+    let negative = text.first() == Some(&b'-');
+    let digits = &text[usize::from(negative)..];
+    let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    if len == 0 || len > 18 {
+        return None;
+    }
+    if matches!(digits.get(len), Some(b'.' | b'e' | b'E' | b'x' | b'X')) {
+        return None;
+    }
+    let magnitude = digits[..len]
+        .iter()
+        .fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
+    if magnitude > MAX_INTEGER {
+        return None;
+    }
+    let value = magnitude as i64;
+    Some((if negative { -value } else { value }, len + usize::from(negative)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integer;
+
+    #[test]
+    fn integers_are_read_only_when_the_parser_would_read_the_same() {
+        assert_eq!(integer(b"123456,"), Some((123456, 6)));
+        assert_eq!(integer(b"-5}"), Some((-5, 2)));
+        assert_eq!(integer(b"-0,"), Some((0, 2)));
+        assert_eq!(integer(b"1.5,"), None);
+        assert_eq!(integer(b"1e3,"), None);
+        assert_eq!(integer(b"0x10,"), None);
+        assert_eq!(integer(b"--1,"), None);
+        assert_eq!(integer(b"-,"), None);
+        assert_eq!(integer(b"1234567890123456789,"), None, "19 digits: the parser decides");
+    }
+}
