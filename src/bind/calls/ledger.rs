@@ -204,7 +204,11 @@ mod tests {
             ledger.add(id, ServerKey::Int(1), 3600.0, 3600.0);
             ledger.remove(id);
         }
-        assert!(ledger.timeouts.len() <= 65, "{} entries kept", ledger.timeouts.len());
+        assert!(
+            ledger.timeouts.len() <= 65,
+            "{} entries kept",
+            ledger.timeouts.len()
+        );
         ledger.add(10_000, ServerKey::Int(1), 1.0, 1.0);
         assert_eq!(ledger.first_due(4000.0), Some(10_000));
     }
