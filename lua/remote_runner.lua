@@ -339,13 +339,13 @@ local function local_call(id, request)
   end
 end
 
--- The transport did not take call `id`: `how` is "none" (no transport), "raised" (`value`
--- is the error) or "refused" (request_svr returned false).
+-- The transport did not take call `id`: `how` is 1 (no transport), 2 (request_svr raised
+-- `value`) or 3 (it returned false).
 local function transport_failed(id, how, value)
   local err
-  if how == "none" then
+  if how == 1 then
     err = "no transport: call rr.set_transport{...} or provide the global c_rpc.request_svr"
-  elseif how == "raised" then
+  elseif how == 2 then
     err = "request_svr failed: " .. describe(value)
   else
     err = "request_svr refused the request"
@@ -423,7 +423,12 @@ local function after_resume(co, ok, ...)
     if not ok then
       internal.served_failure(state, (...), co)
     elseif co_status(co) == "dead" then
-      B.finish_job(co, ...) -- the served function returned: these are its results
+      -- The served function returned: these are its results.
+      -- Answering may fail (out of memory) once the books have ended the job: the failure
+      -- is answered instead, if it can be.
+      local ctx = state[CTX]
+      local sent, err = pcall(B.finish_job, co, ...)
+      if not sent then internal.unanswered(state, ctx, err) end
     elseif waiting[co] == nil then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end

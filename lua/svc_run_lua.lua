@@ -153,17 +153,26 @@ function internal.served_failure(state, err, remote_traceback)
   end
 end
 
--- A served function returned what cannot be sent (`why`): its caller gets a runtime error.
-local function unsendable_results(state, why)
-  if not state[BUSY] then return end -- answered already (a yield outside rr.call)
+-- A job the books ended whose answer could not be made (`err`: out of memory, say): the
+-- failure goes to `ctx` instead, if it can be made.
+function internal.unanswered(state, ctx, err)
+  local made, reply = pcall(failure_reply, state, err, nil)
+  books.add("served_failed", 1)
+  if made then
+    send_reply(ctx, reply)
+  else
+    log("error", format("call %s to %s.%s returned and could not be answered: %s", tostring(state[CALL_ID]),
+      tostring(state[JOB_MODULE]), tostring(state[JOB_FUNC]), describe(reply)))
+  end
+end
+
+-- A served function returned what cannot be sent (`why`): its caller gets a runtime error,
+-- to `ctx`. The books have ended the job.
+local function unsendable_results(state, ctx, why)
   local bytes = encode_error("runtime", format("%s.%s returned results that cannot be sent: %s", state[JOB_MODULE],
     state[JOB_FUNC], why), nil, state[CALL_ID], settings.max_message_bytes)
-  local ctx = state[CTX]
-  local reply = reply_function(ctx)
   books.add("served_failed", 1)
-  end_job(state)
-  send_with(reply, ctx, bytes)
-  state[CTX] = false -- the host's request object is not kept alive by an idle worker
+  send_with(reply_function(ctx), ctx, bytes)
 end
 
 -- Why `require` failed: a missing module is not_found, a module that raised is a runtime error.
@@ -273,7 +282,7 @@ local function serve_request(ctx, module_name, function_name, caller_id, call_id
 end
 
 books.set_helpers({
-  allowed = allowed, loaded = loaded, serve_slow = serve_request, workers = workers, idle = {},
+  allowed = allowed, loaded = loaded, serve_slow = serve_request, workers = workers,
   served_failure = internal.served_failure, local_routes = local_routes, decode_request = core.decode_request,
   encode_response = core.encode_response, unsendable_results = unsendable_results, reply_failed = reply_failed,
   results_scratch = {}, names = {},

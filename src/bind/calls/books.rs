@@ -282,6 +282,10 @@ pub(crate) unsafe extern "C-unwind" fn lua_new_books(l: *mut lua_State) -> isize
     ffi::lua_setmetatable(l, 2);
     ffi::lua_createtable(l, slot::COUNT as c_int, 0);
     set_helpers(l, 1, 3);
+    // The idle workers and their states, with room for all of them: putting one back never
+    // allocates.
+    ffi::lua_createtable(l, 2 * super::service::MAX_IDLE as c_int, 0);
+    ffi::lua_rawseti(l, 3, slot::IDLE);
     let closures: [(&std::ffi::CStr, crate::bind::api::RawFunction); 15] = [
         (c"start_call", super::caller::lua_start_call),
         (c"run_mfa", super::caller::lua_run_mfa),

@@ -10,6 +10,12 @@ use crate::bind::rpc::{decode_response, encode_request};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
+/// Why the transport did not take a call, for the Lua layer's transport_failed. Numbers, not
+/// strings: pushing them never allocates, and the call is already on the books.
+const NO_TRANSPORT: ffi::lua_Integer = 1;
+const TRANSPORT_RAISED: ffi::lua_Integer = 2;
+const TRANSPORT_REFUSED: ffi::lua_Integer = 3;
+
 /// The budget field is 32 bits of milliseconds; a longer timeout (math.huge: none) sends this.
 const MAX_BUDGET_MS: f64 = 4294967295.0;
 
@@ -204,7 +210,7 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             return Ok(1);
         }
         let sent = if push_transport_function(l, slot::REQUEST_SVR_NAME) == ffi::LUA_TNIL {
-            ffi::lua_pushstring(l, c"none".as_ptr());
+            ffi::lua_pushinteger(l, NO_TRANSPORT);
             ffi::lua_pushnil(l);
             false
         } else {
@@ -217,11 +223,11 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             let status = ffi::lua_pcall(l, 5, 1, 0);
             (*b).inside_run_mfa -= 1;
             if status != ffi::LUA_OK {
-                ffi::lua_pushstring(l, c"raised".as_ptr());
+                ffi::lua_pushinteger(l, TRANSPORT_RAISED);
                 ffi::lua_insert(l, -2);
                 false
             } else if ffi::lua_type(l, -1) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(l, -1) == 0 {
-                ffi::lua_pushstring(l, c"refused".as_ptr());
+                ffi::lua_pushinteger(l, TRANSPORT_REFUSED);
                 ffi::lua_insert(l, -2);
                 false
             } else {

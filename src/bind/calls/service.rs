@@ -15,8 +15,11 @@ use crate::bind::rpc::{decode_request, encode_response};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
-/// Idle workers kept for later jobs.
-const MAX_IDLE: i64 = 64;
+/// Idle workers kept for later jobs (the idle table has room for them all: see books.rs).
+pub const MAX_IDLE: i64 = 64;
+
+/// Whether `coroutine.isyieldable` exists, so that rr.call never yields where it cannot.
+const HAS_ISYIELDABLE: bool = !cfg!(any(feature = "lua51", feature = "lua52"));
 
 /// Calls helper `at` with the `nargs` values on top; no results.
 unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
@@ -96,6 +99,15 @@ const BUSY: ffi::lua_Integer = 7;
 unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<(), String> {
     let nargs = ffi::lua_gettop(l) - (first + 6);
     let (co, _) = take_worker(l, b);
+    if !HAS_ISYIELDABLE {
+        // Where a yield can fail after rr.call marked the worker as waiting (no
+        // coroutine.isyieldable: 5.1, 5.2), the mark may outlive the job that made it.
+        push_helper(l, slot::WAITING);
+        ffi::lua_pushvalue(l, -3);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_pop(l, 1);
+    }
     // The worker and its state go below the arguments, which then move to the worker as they
     // are (a copy of 7,000 arguments would not fit Lua 5.1's stack).
     ffi::lua_rotate(l, first + 7, 2);
@@ -247,6 +259,20 @@ unsafe fn finish(
     nres: c_int,
 ) -> Result<(), String> {
     let first = ffi::lua_gettop(l) - nres + 1;
+    ffi::lua_rawgeti(l, state, BUSY);
+    let busy = ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    if !busy {
+        pool(l, b, co_at);
+        return Ok(()); // answered already (a yield outside rr.call)
+    }
+    // The job ends before its reply is made: that allocates, and a Lua error there (out of
+    // memory, a finalizer's) must not leave the job running for good. Whoever catches the
+    // error may still answer (svc_run_lua's after a nested call does); else the caller times
+    // out.
+    ffi::lua_rawgeti(l, state, CTX);
+    let ctx = ffi::lua_gettop(l);
+    end_job(l, b, state);
     ffi::lua_rawgeti(l, state, CALL_ID);
     let call_id = integer_at(l, -1)
         .filter(|_| ffi::lua_type(l, -1) == ffi::LUA_TNUMBER)
@@ -257,35 +283,27 @@ unsafe fn finish(
         ffi::lua_pushnil(l);
     }
     if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
-        // unsendable_results(state, why)
+        // unsendable_results(state, ctx, why)
         ffi::lua_remove(l, -2);
         ffi::lua_pushvalue(l, state);
-        ffi::lua_insert(l, -2);
-        call_helper(l, slot::UNSENDABLE_RESULTS, 2);
-        pool(l, b, co_at);
-        return Ok(());
+        ffi::lua_pushvalue(l, ctx);
+        ffi::lua_rotate(l, -3, 2);
+        call_helper(l, slot::UNSENDABLE_RESULTS, 3);
+    } else {
+        ffi::lua_pop(l, 1);
+        send_reply(l, b, ctx, ffi::lua_gettop(l))?;
     }
-    ffi::lua_pop(l, 1);
-    let reply = ffi::lua_gettop(l);
-    ffi::lua_rawgeti(l, state, CTX);
-    let ctx = reply + 1;
-    // The reply is made before the job ends, right before sending it: an error until then (a
-    // watchdog's debug hook, say) still finds the job running.
-    ffi::lua_rawgeti(l, state, BUSY);
-    let busy = ffi::lua_toboolean(l, -1) != 0;
-    ffi::lua_pop(l, 1);
-    if !busy {
-        pool(l, b, co_at);
-        return Ok(()); // answered already
-    }
+    pool(l, b, co_at);
+    Ok(())
+}
+
+/// Marks the job of the worker whose state is at `state` answered. Allocates nothing.
+unsafe fn end_job(l: *mut lua_State, b: *mut Books, state: c_int) {
     ffi::lua_pushboolean(l, 0);
     ffi::lua_rawseti(l, state, BUSY);
     (*b).serving -= 1;
     ffi::lua_pushboolean(l, 0);
     ffi::lua_rawseti(l, state, CTX);
-    send_reply(l, b, ctx, reply)?;
-    pool(l, b, co_at);
-    Ok(())
 }
 
 /// Sends the reply at `reply` to the host's request `ctx`: through reply_to, or back to this
