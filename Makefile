@@ -112,7 +112,8 @@ test: deps cargo-test build-$(DEFAULT_LUA)
 # C hosts like a game server's (Lua 5.4 linked statically, symbols exported with -Wl,-E):
 # state_cycle creates, uses and closes Lua states over and over and fails if the heap grows
 # with them; out_of_memory makes the Lua allocator fail at every point of each codec
-# operation, and rpc_out_of_memory at every point of a whole RPC flow (tests/host/rpc_flow.lua),
+# operation, and rpc_out_of_memory at every point of a whole RPC flow (tests/host/rpc_flow.lua,
+# and the service side alone: tests/host/rpc_serve_flow.lua),
 # and fail if that loses memory or breaks a promise. glibc's per-thread cache keeps freed blocks
 # counted as in use, so it is turned off for the heap figures to be exact.
 HOST_TESTS := state_cycle out_of_memory rpc_out_of_memory
@@ -126,6 +127,7 @@ test-host: build-5.4 $(addprefix $(ROOT)/build/host/,$(HOST_TESTS))
 	cd $(ROOT) && $(HOST_RUN) build/host/state_cycle build/lua5.4
 	cd $(ROOT) && $(HOST_RUN) build/host/out_of_memory build/lua5.4
 	cd $(ROOT) && $(HOST_RUN) build/host/rpc_out_of_memory build/lua5.4 tests/host/rpc_flow.lua
+	cd $(ROOT) && $(HOST_RUN) build/host/rpc_out_of_memory build/lua5.4 tests/host/rpc_serve_flow.lua
 
 test-lua: deps build-$(LUA)
 	bash $(ROOT)/scripts/run_busted.sh $(LUA)

@@ -263,3 +263,33 @@ describe("nested rr.call from a served function", function()
     assert.same({ n = 1, "me" }, rec.results)
   end)
 end)
+
+describe("a worker reused after rr.call could not yield", function()
+  it("answers a later job's plain yield at once", function()
+    -- On 5.1 and 5.2 the request goes out before the yield fails (in a table.sort
+    -- comparator); on 5.3+ rr.call refuses at once. Either way the next job in the same worker
+    -- must not be taken for one parked in rr.call.
+    host:fault({ on = "request", action = "drop", svr_id = 3, times = math.huge })
+    package.loaded.nested_sort = {
+      sorter = function()
+        return pcall(table.sort, { 2, 1 }, function(a, b)
+          rr.call(3, "rpcfix.echo", "echo", {})
+          return a < b
+        end)
+      end,
+      plain_yield = function() coroutine.yield("x") return "never" end,
+    }
+    svc.allow("nested_sort")
+    local first = host:call(2, "nested_sort", "sorter", {})
+    host:pump()
+    assert.is_false(first.results[1])
+    local second = host:call(2, "nested_sort", "plain_yield", {})
+    host:pump()
+    assert.equal(1, second.fired)
+    assert.equal("runtime", second.err.kind)
+    assert.equal("a served function may only yield through rr.call", second.err.message)
+    assert.equal(0, rr._internal.books.get("serving"))
+    package.loaded.nested_sort = nil
+    host:advance(20) -- the dropped request to server 3 times out
+  end)
+end)
