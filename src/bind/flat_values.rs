@@ -37,7 +37,8 @@ unsafe fn scan(l: *mut lua_State, text: &[u8]) -> Option<usize> {
     let mut has_nil = false;
     let mut n = None;
     while at < body.len() {
-        if count % 32 == 0 && (count > MAX_CALL_VALUES || ffi::lua_checkstack(l, 40) == 0) {
+        if count.is_multiple_of(32) && (count > MAX_CALL_VALUES || ffi::lua_checkstack(l, 40) == 0)
+        {
             return None;
         }
         let rest = &body[at..];
