@@ -57,14 +57,31 @@ local function without_offsets(outcome)
   return outcome
 end
 
+-- rr.load takes the same flat arrays (without nil values) the same way: the same table as
+-- the parser's, or the same refusal.
+local function check_load(text)
+  local ok, value = rr.load(text)
+  local spaced_ok, spaced = rr.load((text:gsub("^{", "{ ", 1)))
+  assert(ok == spaced_ok, string.format("%q: rr.load %s, the parser %s", text, tostring(ok), tostring(spaced_ok)))
+  if ok then
+    local equal, why = exact.equal(spaced, value)
+    assert(equal, string.format("%q: %s", text, tostring(why)))
+    assert(#value == #spaced, string.format("%q: length %d, the parser's %d", text, #value, #spaced))
+  else
+    assert.equal((spaced:gsub("offset %d+", "offset N")), (value:gsub("offset %d+", "offset N")))
+  end
+end
+
 local function check(text)
+  check_load(text)
   local fast, slow = without_offsets(decoded(text)), without_offsets(by_parser(text))
   assert(same(fast, slow), string.format("%q: %s, the parser: %s", text, show(fast), show(slow)))
   return fast
 end
 
-describe("flat argument and result arrays", function()
+describe("flat arrays", function()
   it("give the parser's values for the forms dump writes", function()
+    assert.same({ "Remote.ClientDisconnected", 123456 }, select(2, rr.load('{"Remote.ClientDisconnected",123456}')))
     assert.same({ n = 6, true, "Remote.ClientDisconnected", 123456, true, false, -7 },
       check('{"Remote.ClientDisconnected",123456,true,false,-7,n=5}'))
     assert.same({ n = 4, true, 1, nil, 3 }, check("{1,nil,3,n=3}"))
@@ -129,5 +146,17 @@ describe("flat argument and result arrays", function()
       checked = checked + 2
     end
     assert.equal(6000, checked)
+  end)
+
+  it("are read by rr.load within its limits, and refused by the parser beyond them", function()
+    local text = "{1,2,3,4,5}"
+    assert.same({ 1, 2, 3, 4, 5 }, select(2, rr.load(text, { maxnodes = 6 })))
+    local ok, err = rr.load(text, { maxnodes = 5 })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("maxnodes = 5", 1, true), err)
+    ok, err = rr.load(text, { maxbytes = 10 })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("maxbytes = 10", 1, true), err)
+    assert.same({ 1, n = 1 }, select(2, rr.load("{1,n=1}", { maxdepth = 1 })))
   end)
 end)

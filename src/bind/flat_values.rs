@@ -7,6 +7,7 @@
 use super::api::{push_int, HAS_INTEGERS};
 use crate::rpc::MAX_CALL_VALUES;
 use mlua::ffi::{self, lua_State};
+use std::os::raw::c_int;
 
 /// Largest integer pushed from here: 18 digits always fit an i64; without integers (5.1,
 /// LuaJIT) a double holds integers up to 2^53 exactly.
@@ -23,22 +24,83 @@ const MAX_INTEGER: u64 = if HAS_INTEGERS {
 /// A valid state, from a C function. Pushing may raise a Lua error (out of memory).
 pub unsafe fn push_flat_values(l: *mut lua_State, text: &[u8]) -> Option<usize> {
     let below = ffi::lua_gettop(l);
-    let pushed = scan(l, text);
+    let pushed = scan(l, text, MAX_CALL_VALUES).and_then(|items| pad(l, items));
     if pushed.is_none() {
         ffi::lua_settop(l, below);
     }
     pushed
 }
 
-unsafe fn scan(l: *mut lua_State, text: &[u8]) -> Option<usize> {
+/// Pushes the table `text` is, when it is such an array without nil values and with at
+/// most `max_items` of them (`rr.load`'s fast path); otherwise pushes nothing and returns
+/// false.
+///
+/// # Safety
+/// As `push_flat_values`.
+pub unsafe fn push_flat_table(l: *mut lua_State, text: &[u8], max_items: usize) -> bool {
+    let below = ffi::lua_gettop(l);
+    let Some(items) = scan(l, text, max_items).filter(|items| !items.has_nil) else {
+        ffi::lua_settop(l, below);
+        return false;
+    };
+    let count = items.count as c_int;
+    ffi::lua_createtable(l, count, c_int::from(items.n.is_some()));
+    let table = ffi::lua_gettop(l);
+    for i in 1..=count {
+        ffi::lua_pushvalue(l, below + i);
+        ffi::lua_rawseti(l, table, ffi::lua_Integer::from(i));
+    }
+    if let Some(n) = items.n {
+        ffi::lua_pushstring(l, c"n".as_ptr());
+        push_int(l, n as i64);
+        ffi::lua_rawset(l, table);
+    }
+    if count > 0 {
+        ffi::lua_replace(l, below + 1);
+        ffi::lua_settop(l, below + 1);
+    }
+    true
+}
+
+/// What `scan` pushed: the array's values in order, and its `n` field if it has one.
+struct Items {
+    count: usize,
+    n: Option<usize>,
+    has_nil: bool,
+}
+
+/// The values after the `count` pushed, to `n` (nils), for an argument or result array.
+unsafe fn pad(l: *mut lua_State, items: Items) -> Option<usize> {
+    let Items { count, n, has_nil } = items;
+    let total = match n {
+        Some(n) if n <= MAX_CALL_VALUES => n,
+        Some(_) => return None,
+        // Without `n`, nil values leave holes whose length Lua does not define.
+        None if has_nil => return None,
+        None => count,
+    };
+    if ffi::lua_checkstack(l, (total - count) as c_int + 8) == 0 {
+        return None;
+    }
+    for _ in count..total {
+        ffi::lua_pushnil(l);
+    }
+    Some(total)
+}
+
+/// Pushes the values of the array `text` is, at most `max_items` of them, when it is one of
+/// this reader's; None (some values may be pushed) when it is not.
+unsafe fn scan(l: *mut lua_State, text: &[u8], max_items: usize) -> Option<Items> {
     let body = text.strip_prefix(b"{")?.strip_suffix(b"}")?;
     let mut at = 0;
     let mut count = 0usize;
     let mut has_nil = false;
     let mut n = None;
     while at < body.len() {
-        if count.is_multiple_of(32) && (count > MAX_CALL_VALUES || ffi::lua_checkstack(l, 40) == 0)
-        {
+        if count >= max_items {
+            return None;
+        }
+        if count.is_multiple_of(32) && ffi::lua_checkstack(l, 40) == 0 {
             return None;
         }
         let rest = &body[at..];
@@ -91,20 +153,7 @@ unsafe fn scan(l: *mut lua_State, text: &[u8]) -> Option<usize> {
             Some(_) => return None,
         }
     }
-    let total = match n {
-        Some(n) if n <= MAX_CALL_VALUES => n,
-        Some(_) => return None,
-        // Without `n`, nil values leave holes whose length Lua does not define.
-        None if has_nil => return None,
-        None => count,
-    };
-    if ffi::lua_checkstack(l, (total - count) as i32 + 8) == 0 {
-        return None;
-    }
-    for _ in count..total {
-        ffi::lua_pushnil(l);
-    }
-    Some(total)
+    Some(Items { count, n, has_nil })
 }
 
 /// A decimal integer at the start of `text` and its length, when it is one the parser

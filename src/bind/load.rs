@@ -5,6 +5,7 @@ use super::api::{
     bad_argument, bytes_at, guarded, integer_at, push_int, push_owned, type_name, HAS_INTEGERS,
 };
 use super::args::{check_option_names, limit_field, opts_table, typed_field};
+use super::flat_values::push_flat_table;
 use super::graph_depth::deeper_than;
 use super::scratch_slot::with_scratch;
 use crate::text::builder::{BuildError, BuildResult, Builder, Entry, ItemBatch};
@@ -468,6 +469,16 @@ pub(crate) unsafe extern "C-unwind" fn lua_load(l: *mut lua_State) -> isize {
         }
         let limits = load_limits(l)?;
         ffi::lua_pushboolean(l, 1);
+        // A flat array of plain scalars, read without the parser when it is within every
+        // limit (the parser then reports whichever it exceeds): the root table and a node
+        // for each value and `n`.
+        let text = bytes_at(l, 1);
+        if text.len() <= limits.max_bytes
+            && limits.max_depth >= 1
+            && push_flat_table(l, text, limits.max_nodes.saturating_sub(2))
+        {
+            return Ok(2);
+        }
         if let Err(msg) = load_at(l, 1, &limits) {
             ffi::lua_pop(l, 1);
             ffi::lua_pushboolean(l, 0);
