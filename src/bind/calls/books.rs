@@ -189,25 +189,14 @@ pub unsafe fn push_helper(l: *mut lua_State, at: ffi::lua_Integer) -> c_int {
     ffi::lua_rawgeti(l, UP_HELPERS, at)
 }
 
-/// `t[key]` for an integer key of any size (5.1's rawgeti takes an int).
+/// Calls helper `at` with the `nargs` values on top; no results.
 ///
 /// # Safety
-/// `t` an absolute index of a table, a free stack slot.
-#[inline(always)]
-pub unsafe fn get_int_key(l: *mut lua_State, t: c_int, key: i64) -> c_int {
-    push_int(l, key);
-    ffi::lua_rawget(l, t)
-}
-
-/// `t[key] = top` (popped) for an integer key of any size.
-///
-/// # Safety
-/// As `get_int_key`, with a value on top.
-#[inline(always)]
-pub unsafe fn set_int_key(l: *mut lua_State, t: c_int, key: i64) {
-    push_int(l, key);
-    ffi::lua_insert(l, -2);
-    ffi::lua_rawset(l, t);
+/// As `books`; the helper may run any Lua code.
+pub unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
+    push_helper(l, at);
+    ffi::lua_insert(l, -(nargs + 1));
+    ffi::lua_call(l, nargs, 0);
 }
 
 /// Seconds on the configured clock: CLOCK_START's, or configure{clock}'s function.

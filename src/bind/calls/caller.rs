@@ -3,7 +3,7 @@
 //! runs here; failures are handed to the Lua layer's helpers, which make the error objects
 //! and queue them.
 
-use super::books::{books, now, push_helper, slot, Books};
+use super::books::{books, call_helper, now, push_helper, slot, Books};
 use super::ledger::ServerKey;
 use crate::bind::api::{bytes_at, guarded, integer_at, push_int, push_owned};
 use crate::bind::rpc::{decode_response, encode_request};
@@ -57,13 +57,6 @@ unsafe fn is_self(l: *mut lua_State, b: *mut Books, idx: c_int) -> bool {
     let same = ffi::lua_rawequal(l, idx, -1) != 0;
     ffi::lua_pop(l, 1);
     same
-}
-
-/// Calls helper `at` with the `nargs` values on top; no results.
-unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
-    push_helper(l, at);
-    ffi::lua_insert(l, -(nargs + 1));
-    ffi::lua_call(l, nargs, 0);
 }
 
 /// `start_call(svr_id, module, func, args, on_result?, on_error?, timeout?)` → the call id,

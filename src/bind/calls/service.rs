@@ -8,7 +8,7 @@
 //! dead, so nothing else can resume it. A function that raised, or that yields anywhere but
 //! in rr.call, leaves its worker, which is dropped.
 
-use super::books::{books, now, push_helper, slot, Books};
+use super::books::{books, call_helper, now, push_helper, slot, Books};
 use super::caller::push_transport_function;
 use crate::bind::api::{guarded, integer_at};
 use crate::bind::rpc::{decode_request, encode_response};
@@ -20,13 +20,6 @@ pub const MAX_IDLE: i64 = 64;
 
 /// Whether `coroutine.isyieldable` exists, so that rr.call never yields where it cannot.
 const HAS_ISYIELDABLE: bool = !cfg!(any(feature = "lua51", feature = "lua52"));
-
-/// Calls helper `at` with the `nargs` values on top; no results.
-unsafe fn call_helper(l: *mut lua_State, at: ffi::lua_Integer, nargs: c_int) {
-    push_helper(l, at);
-    ffi::lua_insert(l, -(nargs + 1));
-    ffi::lua_call(l, nargs, 0);
-}
 
 /// `RunMfa(ctx, content)`: serves one request and answers it through the transport's
 /// reply_to exactly once.
