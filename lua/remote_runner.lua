@@ -417,6 +417,9 @@ local waiting = setmetatable({}, { __mode = "k" })
 -- coroutine.resume's first two results. A served coroutine that fails, or that yields anywhere
 -- but in rr.call, is answered with an error reply by svc_run_lua; any other coroutine's
 -- failure is logged.
+-- Whether a suspended coroutine waits in rr.call (defined below).
+local parked_in_call
+
 local function after_resume(co, ok, ...)
   local state = workers[co]
   if state and state[BUSY] then
@@ -428,8 +431,15 @@ local function after_resume(co, ok, ...)
       -- is answered instead, if it can be.
       local ctx = state[CTX]
       local sent, err = pcall(B.finish_job, co, ...)
-      if not sent then internal.unanswered(state, ctx, err) end
-    elseif waiting[co] == nil then
+      if not sent then
+        -- Still running if it failed before the job ended (the C stack's limit, say).
+        if state[BUSY] then
+          internal.served_failure(state, err, nil)
+        else
+          internal.unanswered(state, ctx, err, nil)
+        end
+      end
+    elseif not parked_in_call(co) then
       internal.served_failure(state, "a served function may only yield through rr.call", nil)
     end
   elseif not ok then
@@ -454,10 +464,21 @@ if not co_isyieldable then
   end
 end
 
+-- Whether `co`, suspended, waits in rr.call: marked by it, and (where a yield can fail after
+-- the mark, 5.1 and 5.2) suspended in it. A stale mark goes.
+function parked_in_call(co)
+  if waiting[co] == nil then return false end
+  if suspended_elsewhere and suspended_elsewhere(co) then
+    waiting[co] = nil
+    return false
+  end
+  return true
+end
+
 -- The first value a call's answer resumes rr.call with: anything else came from some other
 -- coroutine.resume (a scheduler waking the coroutine for its own reasons).
 local ANSWER = {}
-B.set_helpers({ waiting = waiting })
+B.set_helpers({ waiting = waiting, parked_in_call = parked_in_call })
 
 -- Resumes `co` with a call's outcome if it is still parked on that call.
 local function wake(co, id, ...)

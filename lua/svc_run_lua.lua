@@ -153,15 +153,16 @@ function internal.served_failure(state, err, remote_traceback)
   end
 end
 
--- A job the books ended whose answer could not be made (`err`: out of memory, say): the
+-- A job the books ended without an answer: the served function failed (`err`, with the
+-- worker for its traceback), or its answer could not be made (out of memory, say). The
 -- failure goes to `ctx` instead, if it can be made.
-function internal.unanswered(state, ctx, err)
-  local made, reply = pcall(failure_reply, state, err, nil)
+function internal.unanswered(state, ctx, err, remote_traceback)
+  local made, reply = pcall(failure_reply, state, err, remote_traceback)
   books.add("served_failed", 1)
   if made then
     send_reply(ctx, reply)
   else
-    log("error", format("call %s to %s.%s returned and could not be answered: %s", tostring(state[CALL_ID]),
+    log("error", format("call %s to %s.%s could not be answered: %s", tostring(state[CALL_ID]),
       tostring(state[JOB_MODULE]), tostring(state[JOB_FUNC]), describe(reply)))
   end
 end
@@ -283,7 +284,7 @@ end
 
 books.set_helpers({
   allowed = allowed, loaded = loaded, serve_slow = serve_request, workers = workers,
-  served_failure = internal.served_failure, local_routes = local_routes, decode_request = core.decode_request,
+  unanswered = internal.unanswered, local_routes = local_routes, decode_request = core.decode_request,
   encode_response = core.encode_response, unsendable_results = unsendable_results, reply_failed = reply_failed,
   results_scratch = {}, names = {},
 })

@@ -67,6 +67,34 @@ describe("the service's worker pool", function()
     assert.is_nil(later.err)
     assert.same({ n = 2, 1, 2 }, later.results)
   end)
+
+  it("drops a worker given its own hook while the serving thread has another", function()
+    if rawget(_G, "jit") then
+      pending("LuaJIT's debug hooks are global, not per coroutine")
+      return
+    end
+    local main_hook = function() end
+    local own_hook = function() end
+    package.loaded.hz_hooked = {
+      set = function() debug.sethook(coroutine.running(), own_hook, "", 1000) end,
+      get = function()
+        local hook, _, count = debug.gethook(coroutine.running())
+        return hook == own_hook, count
+      end,
+    }
+    svc.allow("hz_hooked")
+    debug.sethook(main_hook, "", 100000)
+    local ok, err = pcall(function()
+      host:call(2, "hz_hooked", "set", {})
+      host:pump()
+      local later = host:call(2, "hz_hooked", "get", {})
+      host:pump()
+      assert.same({ n = 2, false, 100000 }, later.results)
+    end)
+    debug.sethook()
+    package.loaded.hz_hooked = nil
+    assert(ok, err)
+  end)
 end)
 
 describe("serving modules", function()

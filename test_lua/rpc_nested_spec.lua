@@ -292,4 +292,48 @@ describe("a worker reused after rr.call could not yield", function()
     package.loaded.nested_sort = nil
     host:advance(20) -- the dropped request to server 3 times out
   end)
+
+  it("answers a plain yield at once in the job whose rr.call could not yield", function()
+    host:fault({ on = "request", action = "drop", svr_id = 3, times = math.huge })
+    package.loaded.nested_sort = {
+      sort_then_yield = function()
+        pcall(table.sort, { 2, 1 }, function(a, b)
+          rr.call(3, "rpcfix.echo", "echo", {})
+          return a < b
+        end)
+        coroutine.yield("x")
+        return "never"
+      end,
+    }
+    svc.allow("nested_sort")
+    local rec = host:call(2, "nested_sort", "sort_then_yield", {})
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.equal("a served function may only yield through rr.call", rec.err.message)
+    assert.equal(0, rr._internal.books.get("serving"))
+    package.loaded.nested_sort = nil
+    host:advance(20)
+  end)
+end)
+
+describe("a chain of calls to this server itself", function()
+  it("deeper than the C stack allows: the first call ends once, and no job stays running", function()
+    package.loaded.self_chain = {
+      down = function(depth)
+        if depth == 0 then return "bottom" end
+        return rr.call(1, "self_chain", "down", { depth - 1 }, { timeout = 1000 })
+      end,
+    }
+    svc.allow("self_chain")
+    local rec = host:call(1, "self_chain", "down", { 150 }, { timeout = 1000 })
+    host:pump()
+    host:advance(2100)
+    host:pump()
+    assert.equal(1, rec.fired)
+    assert.equal(0, rr._internal.books.get("serving"))
+    local shallow = host:call(1, "self_chain", "down", { 20 })
+    host:pump()
+    assert.same({ n = 1, "bottom" }, shallow.results)
+    package.loaded.self_chain = nil
+  end)
 end)

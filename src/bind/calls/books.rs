@@ -116,7 +116,7 @@ pub mod slot {
     pub const WORKERS: lua_Integer = 19;
     pub const IDLE: lua_Integer = 20;
     pub const WAITING: lua_Integer = 21;
-    pub const SERVED_FAILURE: lua_Integer = 22;
+    pub const UNANSWERED: lua_Integer = 22;
     pub const LOCAL_ROUTES: lua_Integer = 23;
     pub const DECODE_REQUEST: lua_Integer = 24;
     pub const ENCODE_RESPONSE: lua_Integer = 25;
@@ -128,10 +128,11 @@ pub mod slot {
     pub const C_RPC_NAME: lua_Integer = 31;
     pub const RUN_MFA_SLOW: lua_Integer = 32;
     pub const NAMES: lua_Integer = 33;
+    pub const PARKED_IN_CALL: lua_Integer = 34;
     /// Set by set_transport and configure, not by name.
-    pub const TRANSPORT: lua_Integer = 34;
-    pub const CLOCK: lua_Integer = 35;
-    pub const COUNT: usize = 35;
+    pub const TRANSPORT: lua_Integer = 35;
+    pub const CLOCK: lua_Integer = 36;
+    pub const COUNT: usize = 36;
 }
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
@@ -157,7 +158,7 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"workers",
     c"idle",
     c"waiting",
-    c"served_failure",
+    c"unanswered",
     c"local_routes",
     c"decode_request",
     c"encode_response",
@@ -169,6 +170,7 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"c_rpc_name",
     c"run_mfa_slow",
     c"names",
+    c"parked_in_call",
 ];
 
 /// The books of the running closure.

@@ -131,7 +131,7 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<()
     (*b).serving += 1;
     if ffi::lua_checkstack(co, nargs + 2) == 0 {
         ffi::lua_pushstring(l, c"too many arguments for the worker's stack".as_ptr());
-        failed(l, state, 0);
+        failed(l, b, state, 0);
         return Ok(());
     }
     ffi::lua_pushvalue(l, first + 1);
@@ -145,7 +145,7 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<()
             if ffi::lua_checkstack(l, nres + 16) == 0 {
                 ffi::lua_settop(co, 0);
                 ffi::lua_pushstring(l, c"too many results for the stack".as_ptr());
-                failed(l, state, 0);
+                failed(l, b, state, 0);
                 return Ok(());
             }
             ffi::lua_xmove(co, l, nres);
@@ -153,35 +153,75 @@ unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<()
         }
         ffi::LUA_YIELD => {
             // Parked in rr.call: the job goes on when its answer resumes the worker.
-            push_helper(l, slot::WAITING);
-            ffi::lua_pushvalue(l, co_at);
-            if ffi::lua_rawget(l, -2) == ffi::LUA_TNIL {
+            if !parked_in_call(l, co_at) {
                 ffi::lua_pushstring(
                     l,
                     c"a served function may only yield through rr.call".as_ptr(),
                 );
-                failed(l, state, 0);
+                failed(l, b, state, 0);
             }
         }
         _ => {
             ffi::lua_xmove(co, l, 1);
-            failed(l, state, co_at);
+            failed(l, b, state, co_at);
         }
     }
     Ok(())
 }
 
-/// The served function failed (the error on top): svc_run_lua answers with the failure,
-/// its traceback made from the worker at `co_at` (0: none).
-unsafe fn failed(l: *mut lua_State, state: c_int, co_at: c_int) {
+/// The served function failed (the error on top): the job ends, and svc_run_lua answers
+/// with the failure, its traceback made from the worker at `co_at` (0: none). The job ends
+/// first, so that a Lua error in answering (out of memory, the C stack's limit in a deep
+/// chain of calls) cannot leave it running.
+unsafe fn failed(l: *mut lua_State, b: *mut Books, state: c_int, co_at: c_int) {
+    let err = ffi::lua_gettop(l);
+    ffi::lua_rawgeti(l, state, BUSY);
+    let busy = ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    if !busy {
+        ffi::lua_settop(l, err - 1);
+        return;
+    }
+    ffi::lua_rawgeti(l, state, CTX);
+    let ctx = err + 1;
+    end_job(l, b, state);
+    // unanswered(state, ctx, err, worker?)
     ffi::lua_pushvalue(l, state);
-    ffi::lua_insert(l, -2);
+    ffi::lua_pushvalue(l, ctx);
+    ffi::lua_pushvalue(l, err);
     if co_at == 0 {
         ffi::lua_pushnil(l);
     } else {
         ffi::lua_pushvalue(l, co_at);
     }
-    call_helper(l, slot::SERVED_FAILURE, 3);
+    call_helper(l, slot::UNANSWERED, 4);
+    ffi::lua_settop(l, err - 1);
+}
+
+/// Whether `co` has the debug hook `l` has, as far as the C API tells: hook function (all
+/// Lua hooks share one on PUC Lua), mask and count.
+unsafe fn same_hook(co: *mut lua_State, l: *mut lua_State) -> bool {
+    ffi::lua_gethook(co).map(|f| f as usize) == ffi::lua_gethook(l).map(|f| f as usize)
+        && ffi::lua_gethookmask(co) == ffi::lua_gethookmask(l)
+        && ffi::lua_gethookcount(co) == ffi::lua_gethookcount(l)
+}
+
+/// Whether the worker at `co_at`, suspended, waits in rr.call. Where a yield can fail after
+/// rr.call marked the worker (5.1, 5.2), the Lua layer also checks where it is suspended.
+unsafe fn parked_in_call(l: *mut lua_State, co_at: c_int) -> bool {
+    if HAS_ISYIELDABLE {
+        push_helper(l, slot::WAITING);
+        ffi::lua_pushvalue(l, co_at);
+        let parked = ffi::lua_rawget(l, -2) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 2);
+        return parked;
+    }
+    push_helper(l, slot::PARKED_IN_CALL);
+    ffi::lua_pushvalue(l, co_at);
+    ffi::lua_call(l, 1, 1);
+    let parked = ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    parked
 }
 
 /// Pushes an idle worker (or a new one) and its state; returns the worker and where it is.
@@ -204,7 +244,7 @@ unsafe fn take_worker(l: *mut lua_State, b: *mut Books) -> (*mut lua_State, c_in
         if !co.is_null()
             && ffi::lua_status(co) == ffi::LUA_OK
             && ffi::lua_gettop(co) == 0
-            && ffi::lua_gethook(co).map(|f| f as usize) == ffi::lua_gethook(l).map(|f| f as usize)
+            && same_hook(co, l)
         {
             ffi::lua_remove(l, idle);
             return (co, idle);
