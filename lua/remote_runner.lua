@@ -15,7 +15,9 @@ local stderr = io.stderr
 local format = string.format
 local co_running, co_resume, co_yield = coroutine.running, coroutine.resume, coroutine.yield
 local co_isyieldable, co_status = coroutine.isyieldable, coroutine.status
-local traceback = debug.traceback
+local traceback, debug_getmetatable = debug.traceback, debug.getmetatable
+-- The globals at load, where the host's c_rpc is looked up.
+local globals = _G
 
 local M = {}
 
@@ -284,8 +286,15 @@ end
 -- at each use so that a host may install c_rpc after loading this module.
 local function transport_function(name)
   if transport then return transport[name] end
-  local c_rpc = rawget(_G, "c_rpc")
-  return type(c_rpc) == "table" and c_rpc[name] or nil
+  -- The global c_rpc as Lua code reaches it: a table, or a userdata with an __index.
+  local c_rpc = globals.c_rpc
+  local t = type(c_rpc)
+  if t == "table" then return c_rpc[name] end
+  if t == "userdata" then
+    local mt = debug_getmetatable(c_rpc)
+    if type(mt) == "table" and rawget(mt, "__index") ~= nil then return c_rpc[name] end
+  end
+  return nil
 end
 
 -- Contexts of requests to this server itself (weak keys) -> the id of the call: svc_run_lua
@@ -601,6 +610,15 @@ local CONFIG_CHECKS = {
   clock = function(v) return type(v) == "function", "a function returning seconds" end,
 }
 
+-- A clock's reading `t`, checked: configure raises (at its caller) for anything but a number
+-- of seconds.
+local function clock_time(t, which)
+  if type(t) ~= "number" or t ~= t then
+    error(format("bad argument #1 to 'configure' (%s returned %s, not a number of seconds)", which, describe(t)), 3)
+  end
+  return t
+end
+
 function M.configure(options)
   if type(options) ~= "table" then arg_error(1, "configure", "table", options, 2) end
   for key, value in pairs(options) do
@@ -613,7 +631,13 @@ function M.configure(options)
       error(format("bad argument #1 to 'configure' (%s must be %s, got %s)", key, expected, describe(value)), 2)
     end
   end
-  local old_now = options.clock and settings.clock()
+  -- Both clocks are read before anything changes: a clock that fails leaves the settings
+  -- and every call's deadline as they were.
+  local old_now, new_now
+  if options.clock then
+    old_now = clock_time(settings.clock(), "the current clock")
+    new_now = clock_time(options.clock(), "the new clock")
+  end
   for key, value in pairs(options) do
     if value == HUGE and key ~= "timeout" then value = 2 ^ 53 end
     if key == "self_id" and value == false then value = nil end -- a table cannot hold nil
@@ -624,7 +648,7 @@ function M.configure(options)
     settings.max_depth, settings.max_message_bytes, clock ~= core.now and clock or nil)
   if options.clock then
     -- A new clock has its own origin: keep every pending call's remaining time.
-    local now = settings.clock()
+    local now = new_now
     B.rebase(old_now, now)
     -- Served calls keep what is left of their caller's budget, for the calls they make.
     for _, state in pairs(workers) do

@@ -582,6 +582,47 @@ describe("transport selection", function()
     assert.same({ n = 1, "a" }, a.results)
   end)
 
+  it("finds a c_rpc that _G only reaches through its metatable", function()
+    rr.set_transport(nil)
+    local base = { c_rpc = host:transport() }
+    local old_mt = getmetatable(_G)
+    setmetatable(_G, { __index = base })
+    local ok, err = pcall(function()
+      local a = host:call(2, "rpcfix.echo", "echo", { "a" })
+      host:pump()
+      assert.same({ n = 1, "a" }, a.results)
+    end)
+    setmetatable(_G, old_mt)
+    assert(ok, err)
+  end)
+
+  it("finds a c_rpc that is a userdata with an __index (a C++ binding's)", function()
+    if not rawget(_G, "newproxy") then
+      pending("newproxy (a userdata from Lua) is Lua 5.1's and LuaJIT's")
+      return
+    end
+    rr.set_transport(nil)
+    local proxy = newproxy(true)
+    getmetatable(proxy).__index = host:transport()
+    rawset(_G, "c_rpc", proxy)
+    local a = host:call(2, "rpcfix.echo", "echo", { "a" })
+    host:pump()
+    assert.same({ n = 1, "a" }, a.results)
+  end)
+
+  it("a c_rpc whose lookup raises raises at the call site and starts nothing", function()
+    rr.set_transport(nil)
+    rawset(_G, "c_rpc", setmetatable({}, { __index = function() error("no such service", 0) end }))
+    local fired = 0
+    local ok, err = pcall(rr.run_mfa, 2, "rpcfix.echo", "echo", {}, function() fired = fired + 1 end,
+      { on_error = function() fired = fired + 1 end })
+    assert.is_false(ok)
+    assert.equal("no such service", err)
+    assert.equal(0, rr.stats().in_flight)
+    host:advance(20)
+    assert.equal(0, fired)
+  end)
+
   it("with neither a transport nor c_rpc the call fails with kind transport", function()
     rr.set_transport(nil)
     local a = host:call(2, "rpcfix.echo", "echo", { "a" })
@@ -849,5 +890,56 @@ describe("rr.is_error", function()
     assert.is_false(rr.is_error({ kind = "runtime", message = "x" }))
     assert.is_false(rr.is_error(nil))
     assert.is_false(rr.is_error(42))
+  end)
+end)
+
+describe("configure and the books", function()
+  before_each(function() svc.allow("rpcfix.echo") end)
+
+  it("counts integer server ids above 2^53 apart for max_pending_per_server", function()
+    if not math.type then
+      pending("integers above 2^53 are Lua 5.3's and 5.4's")
+      return
+    end
+    rr.configure({ max_pending_per_server = 1 })
+    local big = math.tointeger(2 ^ 53)
+    -- 2^53 and 2^53 + 1 are the same double.
+    local a = host:call(big, "rpcfix.echo", "echo", { 1 })
+    local b = host:call(big + 1, "rpcfix.echo", "echo", { 2 })
+    rr.poll()
+    assert.is_nil(b.err, "a different server, with no call in flight")
+    host:pump()
+    assert.same({ n = 1, 1 }, a.results)
+    assert.same({ n = 1, 2 }, b.results)
+  end)
+
+  it("takes a self_id given as an integral float up to 2^53", function()
+    rr.configure({ self_id = 2 ^ 53 })
+    local rec = host:call(2 ^ 53, "rpcfix.echo", "echo", { "here" })
+    rr.poll()
+    assert.equal(0, #host.requests, "served on this server, not sent")
+    assert.same({ n = 1, "here" }, rec.results)
+  end)
+
+  it("refuses a clock that reads NaN or raises, and changes nothing", function()
+    local t = 100
+    rr.configure({ clock = function() return t end })
+    host:fault({ on = "request", action = "drop", times = 1 })
+    local rec = host:call(2, "rpcfix.echo", "echo", { 1 }, { timeout = 5 })
+    host:pump()
+    local ok, err = pcall(rr.configure, { timeout = 3, clock = function() return 0 / 0 end })
+    assert.is_false(ok)
+    assert.is_truthy(err:find("the new clock returned", 1, true), err)
+    ok, err = pcall(rr.configure, { timeout = 3, clock = function() error("clock not ready", 0) end })
+    assert.is_false(ok)
+    assert.equal("clock not ready", err)
+    assert.equal(10, rr._internal.settings.timeout, "the settings are as they were")
+    t = 104
+    rr.poll()
+    assert.equal(0, rec.fired, "the call keeps its 5 s")
+    t = 106
+    rr.poll()
+    assert.equal("timeout", rec.err and rec.err.kind)
+    host:install()
   end)
 end)

@@ -97,6 +97,28 @@ describe("the service's worker pool", function()
   end)
 end)
 
+describe("reloading the modules", function()
+  it("gives back the same instances: calls in flight, timeouts and the allowlist carry on", function()
+    host:fault({ on = "request", action = "drop", svr_id = 3, times = 1 })
+    local pending_call = host:call(3, "rpcfix.echo", "echo", { 1 }, { timeout = 1 })
+    package.loaded.remote_runner, package.loaded.svc_run_lua = nil, nil
+    local rr2, svc2 = require("remote_runner"), require("svc_run_lua")
+    assert.equal(rr, rr2)
+    assert.equal(svc, svc2)
+    host:advance(2) -- the host's tick calls the poll it has: the call before the reload times out
+    assert.equal("timeout", pending_call.err and pending_call.err.kind)
+    svc2.disallow_all()
+    local denied = host:call(2, "rpcfix.echo", "echo", { 1 })
+    host:pump()
+    assert.equal("not_allowed", denied.err and denied.err.kind)
+    svc.allow("rpcfix.nested")
+    svc.allow("rpcfix.echo")
+    local nested = host:call(2, "rpcfix.nested", "relay", { 3, "rpcfix.echo", "echo", "x" })
+    host:pump()
+    assert.same({ n = 1, "x" }, nested.results)
+  end)
+end)
+
 describe("serving modules", function()
   it("loads them with the global require as it is at the call, not as it was at load", function()
     local original = require

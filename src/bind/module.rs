@@ -67,10 +67,36 @@ unsafe fn push_layer(l: *mut lua_State, source: &str, chunk_name: &CStr) {
 /// # Safety
 /// Called by Lua as a C function.
 pub unsafe extern "C-unwind" fn open_caller_side(l: *mut lua_State) -> isize {
+    if push_instance(l, CALLER_INSTANCE) {
+        return 1;
+    }
     push_layer(l, CALLER_SIDE, c"=remote_runner.lua");
     push_core(l);
     ffi::lua_call(l, 1, 1);
+    keep_instance(l, CALLER_INSTANCE);
     1
+}
+
+/// Registry keys of the module instances of a Lua state. A state has one of each: its calls
+/// in flight, workers and allowlist are the state's. A host that reloads modules by clearing
+/// `package.loaded` gets the same instance back, not a second one with books of its own (which
+/// would leave the first one's calls without a poll, and split the allowlist).
+const CALLER_INSTANCE: &CStr = c"remote_runner: the caller side of this state";
+const SERVICE_INSTANCE: &CStr = c"remote_runner: the service side of this state";
+
+/// Pushes the instance kept under `key`, if there is one.
+unsafe fn push_instance(l: *mut lua_State, key: &CStr) -> bool {
+    if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr()) == ffi::LUA_TTABLE {
+        return true;
+    }
+    ffi::lua_pop(l, 1);
+    false
+}
+
+/// Keeps the module table on top as the state's instance under `key`.
+unsafe fn keep_instance(l: *mut lua_State, key: &CStr) {
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
 }
 
 /// `luaopen_svc_run_lua`: the service-side layer run over the caller side's module and
@@ -79,6 +105,9 @@ pub unsafe extern "C-unwind" fn open_caller_side(l: *mut lua_State) -> isize {
 /// # Safety
 /// Called by Lua as a C function.
 pub unsafe extern "C-unwind" fn open_service_side(l: *mut lua_State) -> isize {
+    if push_instance(l, SERVICE_INSTANCE) {
+        return 1;
+    }
     push_layer(l, SERVICE_SIDE, c"=svc_run_lua.lua");
     // The same module instance as `require("remote_runner")`, whatever loaded first.
     if ffi::lua_getglobal(l, c"require".as_ptr()) != ffi::LUA_TFUNCTION {
@@ -92,5 +121,6 @@ pub unsafe extern "C-unwind" fn open_service_side(l: *mut lua_State) -> isize {
     ffi::lua_call(l, 1, 1);
     push_core(l);
     ffi::lua_call(l, 2, 1);
+    keep_instance(l, SERVICE_INSTANCE);
     1
 }

@@ -211,16 +211,29 @@ pub unsafe fn now(l: *mut lua_State, b: *mut Books) -> f64 {
     }
     push_helper(l, slot::CLOCK);
     ffi::lua_call(l, 0, 1);
+    let t = time_at(l, -1);
+    ffi::lua_pop(l, 1);
+    t
+}
+
+/// The time at `idx`, a clock's result, or a Lua error when it is no number of seconds.
+///
+/// # Safety
+/// A valid state, from a C function.
+pub unsafe fn time_at(l: *mut lua_State, idx: c_int) -> f64 {
     let mut isnum = 0;
-    let t = ffi::lua_tonumberx(l, -1, &mut isnum);
-    if isnum == 0 {
-        let got = crate::bind::api::type_name(l, -1);
+    let t = ffi::lua_tonumberx(l, idx, &mut isnum);
+    if isnum == 0 || t.is_nan() {
+        let got = if isnum == 0 {
+            format!("a {}", crate::bind::api::type_name(l, idx))
+        } else {
+            "NaN".to_owned()
+        };
         crate::bind::api::raise(
             l,
-            format!("remote_runner: the configured clock returned a {got}, not a number"),
+            format!("remote_runner: the configured clock returned {got}, not a number of seconds"),
         );
     }
-    ffi::lua_pop(l, 1);
     t
 }
 
@@ -321,7 +334,18 @@ unsafe extern "C-unwind" fn lua_configure(l: *mut lua_State) -> isize {
     guarded(l, "configure", || {
         ffi::lua_settop(l, 7);
         let b = books(l);
-        (*b).self_id = crate::bind::api::integer_at(l, 1).filter(|_| ffi::lua_isnumber(l, 1) != 0);
+        // rr.configure takes integers, and integral floats up to 2^53.
+        (*b).self_id = (ffi::lua_type(l, 1) == ffi::LUA_TNUMBER)
+            .then(|| match crate::bind::api::number_at(l, 1) {
+                crate::bind::api::Num::Int(i) => Some(i),
+                crate::bind::api::Num::Float(f)
+                    if f.fract() == 0.0 && f.abs() <= 9.007_199_254_740_992e15 =>
+                {
+                    Some(f as i64)
+                }
+                crate::bind::api::Num::Float(_) => None,
+            })
+            .flatten();
         (*b).timeout = number_or_nan(l, 2);
         (*b).max_pending = number_or_nan(l, 3);
         (*b).max_pending_per_server = number_or_nan(l, 4);

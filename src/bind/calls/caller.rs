@@ -5,7 +5,7 @@
 
 use super::books::{books, call_helper, now, push_helper, slot, Books};
 use super::ledger::ServerKey;
-use crate::bind::api::{bytes_at, guarded, integer_at, push_int, push_owned};
+use crate::bind::api::{bytes_at, guarded, integer_at, number_at, push_int, push_owned, Num};
 use crate::bind::rpc::{decode_response, encode_request};
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
@@ -27,12 +27,25 @@ const MAX_BUDGET_MS: f64 = 4294967295.0;
 /// __index may run Lua code.
 pub unsafe fn push_transport_function(l: *mut lua_State, name: ffi::lua_Integer) -> c_int {
     if push_helper(l, slot::TRANSPORT) != ffi::LUA_TTABLE {
+        // The global c_rpc as Lua code reaches it (through _G's `__index` too): a table, or
+        // a userdata with an `__index` (a C++ binding's).
         ffi::lua_pop(l, 1);
         ffi::lua_pushglobaltable(l);
         push_helper(l, slot::C_RPC_NAME);
-        ffi::lua_rawget(l, -2);
+        ffi::lua_gettable(l, -2);
         ffi::lua_remove(l, -2);
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        let indexable = match ffi::lua_type(l, -1) {
+            ffi::LUA_TTABLE => true,
+            ffi::LUA_TUSERDATA => {
+                let has_index = ffi::luaL_getmetafield(l, -1, c"__index".as_ptr()) != ffi::LUA_TNIL;
+                if has_index {
+                    ffi::lua_pop(l, 1);
+                }
+                has_index
+            }
+            _ => false,
+        };
+        if !indexable {
             ffi::lua_pop(l, 1);
             ffi::lua_pushnil(l);
             return ffi::LUA_TNIL;
@@ -163,9 +176,17 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             push_int(l, id);
             ffi::lua_pushcclosure(l, crate::bind::api::c_function(lua_on_reply), 3);
         }
+        // The transport's request_svr, looked up now: its lookup may run Lua code (an
+        // `__index`), which must not raise once the call is on the books.
+        const TRANSPORT_FN: c_int = 10;
+        if to_self {
+            ffi::lua_pushnil(l);
+        } else {
+            push_transport_function(l, slot::REQUEST_SVR_NAME);
+        }
         // The call's Lua values go in its cell first: that may allocate, and a failure there
         // leaves nothing on the books.
-        const CELLS: c_int = 10;
+        const CELLS: c_int = 11;
         push_helper(l, slot::CELLS);
         let base = (*b).ledger.next_cell() * CELL_SIZE;
         for (field, arg) in [(CELL_SVR, 1), (CELL_MODULE, 2), (CELL_FUNC, 3)] {
@@ -202,11 +223,12 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
             push_int(l, id);
             return Ok(1);
         }
-        let sent = if push_transport_function(l, slot::REQUEST_SVR_NAME) == ffi::LUA_TNIL {
+        let sent = if ffi::lua_type(l, TRANSPORT_FN) == ffi::LUA_TNIL {
             ffi::lua_pushinteger(l, NO_TRANSPORT);
             ffi::lua_pushnil(l);
             false
         } else {
+            ffi::lua_pushvalue(l, TRANSPORT_FN);
             ffi::lua_pushvalue(l, 1);
             push_helper(l, slot::SERVICE_NAME);
             push_helper(l, slot::METHOD_NAME);
@@ -251,9 +273,12 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
 /// The server id at 1 as a ledger key.
 unsafe fn server_key(l: *mut lua_State) -> ServerKey {
     if ffi::lua_type(l, 1) == ffi::LUA_TSTRING {
-        ServerKey::Str(bytes_at(l, 1).into())
-    } else {
-        ServerKey::number(ffi::lua_tonumberx(l, 1, std::ptr::null_mut()))
+        return ServerKey::Str(bytes_at(l, 1).into());
+    }
+    // An integer as it is: above 2^53 a float would merge neighbouring ids.
+    match number_at(l, 1) {
+        Num::Int(i) => ServerKey::Int(i),
+        Num::Float(f) => ServerKey::number(f),
     }
 }
 
@@ -456,7 +481,7 @@ pub(crate) unsafe extern "C-unwind" fn lua_record(l: *mut lua_State) -> isize {
 /// `expire(now)`: every call whose timeout slot ended before `now` times out (the helper
 /// `time_out(id)` queues its failure and takes it off the books).
 pub(crate) unsafe extern "C-unwind" fn lua_expire(l: *mut lua_State) -> isize {
-    let now = ffi::lua_tonumberx(l, 1, std::ptr::null_mut());
+    let now = super::books::time_at(l, 1);
     let b = books(l);
     while let Some(id) = (*b).ledger.first_due(now) {
         push_helper(l, slot::TIME_OUT);
