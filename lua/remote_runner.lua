@@ -61,8 +61,8 @@ local CTX, JOB_MODULE, JOB_FUNC, CALLER_ID, CALL_ID, JOB_DEADLINE, BUSY = 1, 2, 
 internal.STATE = { CTX = CTX, MODULE = JOB_MODULE, FUNC = JOB_FUNC, CALLER_ID = CALLER_ID, CALL_ID = CALL_ID,
   DEADLINE = JOB_DEADLINE, BUSY = BUSY }
 
--- A call in flight is an array, which is cheaper to build than a record with named fields.
-local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, TIMEOUT = 1, 2, 3, 4, 5, 6, 9
+-- A call's record (B.record; src/bind/calls/ledger.rs) is an array with these fields.
+local ID, SVR, MODULE, FUNC, ON_RESULT, ON_ERROR, TIMEOUT = 1, 2, 3, 4, 5, 6, 7
 
 -- tostring for values from user code or the host, error values above all: it never raises,
 -- so an error object whose __tostring fails is still reported instead of escaping into the host.

@@ -150,7 +150,7 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
         let in_flight = (*b).ledger.in_flight();
         if in_flight as f64 >= (*b).max_pending {
             let why = format!("{in_flight} calls in flight (max_pending)");
-            return overloaded(l, id, now + timeout, timeout, why);
+            return overloaded(l, id, timeout, why);
         }
         // Rust values are made where no Lua error can jump past them (which would leak them).
         let key = server_key(l);
@@ -164,7 +164,7 @@ unsafe fn start_call(l: *mut lua_State) -> Result<c_int, String> {
                 let shown = String::from_utf8_lossy(bytes_at(l, -1));
                 format!("{to_server} calls in flight to server {shown} (max_pending_per_server)")
             };
-            return overloaded(l, id, now + timeout, timeout, why);
+            return overloaded(l, id, timeout, why);
         }
         let to_self = is_self(l, b, 1);
         const ON_REPLY: c_int = 9;
@@ -295,13 +295,12 @@ const CELL_ON_ERROR: ffi::lua_Integer = 5;
 unsafe fn overloaded(
     l: *mut lua_State,
     id: i64,
-    deadline: f64,
     timeout: f64,
     message: String,
 ) -> Result<c_int, String> {
     // The message first: it is freed before anything else can raise.
     push_owned(l, message);
-    ffi::lua_createtable(l, 9, 0);
+    ffi::lua_createtable(l, RECORD_TIMEOUT as c_int, 0);
     let record = ffi::lua_gettop(l);
     push_int(l, id);
     ffi::lua_rawseti(l, record, 1);
@@ -317,7 +316,8 @@ unsafe fn overloaded(
             if arg < 4 { arg + 1 } else { arg } as ffi::lua_Integer,
         );
     }
-    record_times(l, record, deadline, 0, timeout);
+    ffi::lua_pushnumber(l, timeout);
+    ffi::lua_rawseti(l, record, RECORD_TIMEOUT);
     // fail_later(record, "overloaded", message)
     ffi::lua_pushstring(l, c"overloaded".as_ptr());
     ffi::lua_rotate(l, record - 1, -1);
@@ -326,28 +326,16 @@ unsafe fn overloaded(
     Ok(1)
 }
 
-/// Fields 7..9 of a record: deadline, slot, timeout.
-unsafe fn record_times(l: *mut lua_State, record: c_int, deadline: f64, slot: i64, timeout: f64) {
-    ffi::lua_pushnumber(l, deadline);
-    ffi::lua_rawseti(l, record, 7);
-    push_int(l, slot);
-    ffi::lua_rawseti(l, record, 8);
-    ffi::lua_pushnumber(l, timeout);
-    ffi::lua_rawseti(l, record, 9);
-}
+/// The last field of a record (see ledger.rs), after the id and the cell's values.
+const RECORD_TIMEOUT: ffi::lua_Integer = 2 + CELL_SIZE;
 
 /// Pushes the record of call `id` (see ledger.rs), or nothing when it is not in flight.
 unsafe fn push_record(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
     let Some(call) = (*b).ledger.get(id) else {
         return false;
     };
-    let (base, deadline, slot, timeout) = (
-        call.cell * CELL_SIZE,
-        call.deadline,
-        call.slot,
-        call.timeout,
-    );
-    ffi::lua_createtable(l, 9, 0);
+    let (base, timeout) = (call.cell * CELL_SIZE, call.timeout);
+    ffi::lua_createtable(l, RECORD_TIMEOUT as c_int, 0);
     let record = ffi::lua_gettop(l);
     push_helper(l, slot::CELLS);
     push_int(l, id);
@@ -357,7 +345,8 @@ unsafe fn push_record(l: *mut lua_State, b: *mut Books, id: i64) -> bool {
         ffi::lua_rawseti(l, record, field + 1);
     }
     ffi::lua_pop(l, 1);
-    record_times(l, record, deadline, slot, timeout);
+    ffi::lua_pushnumber(l, timeout);
+    ffi::lua_rawseti(l, record, RECORD_TIMEOUT);
     true
 }
 

@@ -4,7 +4,7 @@
 //! a call allocates nothing on the Lua side in the steady state.
 //!
 //! The Lua layer sees a call as a record, `{ id, svr_id, module, func, on_result|false,
-//! on_error|false, deadline, slot, timeout }`, made on demand (`push_record`) for the rare
+//! on_error|false, timeout }`, made on demand (`push_record`) for the rare
 //! paths: failures, timeouts, cancel.
 
 use rustc_hash::FxHashMap;
