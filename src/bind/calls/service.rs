@@ -92,15 +92,6 @@ const BUSY: ffi::lua_Integer = 7;
 unsafe fn start_job(l: *mut lua_State, b: *mut Books, first: c_int) -> Result<(), String> {
     let nargs = ffi::lua_gettop(l) - (first + 6);
     let (co, _) = take_worker(l, b);
-    if !HAS_ISYIELDABLE {
-        // Where a yield can fail after rr.call marked the worker as waiting (no
-        // coroutine.isyieldable: 5.1, 5.2), the mark may outlive the job that made it.
-        push_helper(l, slot::WAITING);
-        ffi::lua_pushvalue(l, -3);
-        ffi::lua_pushnil(l);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_pop(l, 1);
-    }
     // The worker and its state go below the arguments, which then move to the worker as they
     // are (a copy of 7,000 arguments would not fit Lua 5.1's stack).
     ffi::lua_rotate(l, first + 7, 2);
