@@ -13,9 +13,9 @@ local CALLS = 5 -- run_mfa calls per round; slot 6 is the rr.call's
 
 local fake_time = 1000.0
 local H = {}
-local requests, callbacks, reply_ctx, reply_bytes = {}, {}, {}, {}
-local q = { sent = 0, served = 0, replied = 0, delivered = 0, co_done = 0 }
-for i = 1, QUEUE do requests[i], callbacks[i], reply_ctx[i], reply_bytes[i] = false, false, false, false end
+local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
+local q = dofile(here .. "queue_transport.lua").new(svc, QUEUE)
+local co_done = 0
 local ids, fired = {}, {}
 for s = 1, CALLS do ids[s], fired[s] = false, 0 end
 
@@ -29,16 +29,10 @@ opts[4].timeout = 0.5
 rr.set_transport({
   request_svr = function(svr_id, _, _, bytes, callback)
     if svr_id == 3 then return true end -- taken, never answered
-    local n = q.sent + 1
-    q.sent = n
-    requests[n], callbacks[n] = bytes, callback
+    q.request(bytes, callback)
     return true
   end,
-  reply_to = function(ctx, bytes)
-    local n = q.replied + 1
-    q.replied = n
-    reply_ctx[n], reply_bytes[n] = ctx, bytes
-  end,
+  reply_to = q.reply,
 })
 rr.configure({ self_id = 1, timeout = 5, clock = function() return fake_time end, logger = function() end })
 
@@ -53,25 +47,11 @@ local args = { { 1, "a", n = 2 }, { 41 }, {}, { "x" }, { "self" }, { 7 } }
 
 local function co_body()
   pcall(rr.call, 2, "target", "echo", args[6])
-  q.co_done = q.co_done + 1
+  co_done = co_done + 1
 end
 local co = false
 
-local function pump()
-  while q.served < q.sent do
-    local i = q.served + 1
-    q.served = i
-    svc.RunMfa(i, requests[i])
-  end
-end
-
-local function deliver()
-  while q.delivered < q.replied do
-    local j = q.delivered + 1
-    q.delivered = j
-    callbacks[reply_ctx[j]](reply_bytes[j])
-  end
-end
+local pump, deliver = q.pump, q.deliver
 
 H.steps = {
   function() ids[1] = rr.run_mfa(2, "target", "echo", args[1], on_result[1], opts[1]) end,
@@ -87,8 +67,8 @@ H.steps = {
 
 -- Before each round, with the allocator working.
 function H.reset()
-  for i = 1, QUEUE do requests[i], callbacks[i], reply_ctx[i], reply_bytes[i] = false, false, false, false end
-  q.sent, q.served, q.replied, q.delivered, q.co_done = 0, 0, 0, 0, 0
+  q.reset()
+  co_done = 0
   for s = 1, CALLS do ids[s], fired[s] = false, 0 end
   co = coroutine.create(co_body)
   collectgarbage()
@@ -96,13 +76,10 @@ end
 
 -- After each round, with the allocator working again: answers and timeouts all come through.
 function H.drain()
-  for _ = 1, 5 do
-    pump()
-    deliver()
+  q.drain(rr, function(seconds)
+    fake_time = fake_time + seconds
     rr.poll()
-    fake_time = fake_time + 20
-    rr.poll()
-  end
+  end)
 end
 
 -- nil, or what went wrong: every call that run_mfa started ended exactly once, and none that
@@ -119,7 +96,7 @@ function H.check()
     end
   end
   if coroutine.status(co) == "suspended" then problem("the rr.call coroutine is still waiting") end
-  if q.co_done > 1 then problem("rr.call ended %d times", q.co_done) end
+  if co_done > 1 then problem("rr.call ended %d times", co_done) end
   local in_flight = rr.stats().in_flight
   if in_flight ~= 0 then problem("%d calls in flight", in_flight) end
   local got

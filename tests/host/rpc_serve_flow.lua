@@ -13,26 +13,22 @@ local QUEUE = 64
 local fake_time = 1000.0
 local NAMES = { "echo", "nested", "boom", "unsendable", "nested2" }
 local replies = {}
-local requests, callbacks, reply_ctx, reply_bytes = {}, {}, {}, {}
-local q = { sent = 0, served = 0, replied = 0, delivered = 0 }
-for i = 1, QUEUE do requests[i], callbacks[i], reply_ctx[i], reply_bytes[i] = false, false, false, false end
+local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
+local q = dofile(here .. "queue_transport.lua").new(svc, QUEUE)
 for _, name in ipairs(NAMES) do replies[name] = 0 end
 
 rr.set_transport({
   request_svr = function(_, _, _, bytes, callback)
-    local n = q.sent + 1
-    q.sent = n
-    requests[n], callbacks[n] = bytes, callback
+    q.request(bytes, callback)
     return true
   end,
+  -- The host's own requests have their name as ctx; the nested calls' are queued.
   reply_to = function(ctx, bytes)
     if type(ctx) == "string" then
       replies[ctx] = replies[ctx] + 1
       return
     end
-    local n = q.replied + 1
-    q.replied = n
-    reply_ctx[n], reply_bytes[n] = ctx, bytes
+    q.reply(ctx, bytes)
   end,
 })
 rr.configure({ self_id = 1, timeout = 5, clock = function() return fake_time end, logger = function() end })
@@ -56,21 +52,7 @@ end
 local REQUESTS = { echo = request("echo", "{1,2,n=2}"), nested = request("nested", "{5}"),
   boom = request("boom", "{}"), unsendable = request("unsendable", "{}"), nested2 = request("nested", "{7}") }
 
-local function pump()
-  while q.served < q.sent do
-    local i = q.served + 1
-    q.served = i
-    svc.RunMfa(i, requests[i])
-  end
-end
-
-local function deliver()
-  while q.delivered < q.replied do
-    local j = q.delivered + 1
-    q.delivered = j
-    callbacks[reply_ctx[j]](reply_bytes[j])
-  end
-end
+local pump, deliver = q.pump, q.deliver
 
 local function serve(name)
   return function() svc.RunMfa(name, REQUESTS[name]) end
@@ -80,20 +62,16 @@ H.steps = { serve("echo"), serve("nested"), serve("boom"), serve("unsendable"), 
   pump, deliver, function() rr.poll() end, function() fake_time = fake_time + 1; rr.poll() end }
 
 function H.reset()
-  for i = 1, QUEUE do requests[i], callbacks[i], reply_ctx[i], reply_bytes[i] = false, false, false, false end
-  q.sent, q.served, q.replied, q.delivered = 0, 0, 0, 0
+  q.reset()
   for _, name in ipairs(NAMES) do replies[name] = 0 end
   collectgarbage()
 end
 
 function H.drain()
-  for _ = 1, 5 do
-    pump()
-    deliver()
+  q.drain(rr, function(seconds)
+    fake_time = fake_time + seconds
     rr.poll()
-    fake_time = fake_time + 20
-    rr.poll()
-  end
+  end)
 end
 
 function H.check()
