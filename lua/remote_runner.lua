@@ -377,7 +377,6 @@ B = core.new_books({
   fail_later = fail_later, fail_tracked_later = fail_tracked_later, local_call = local_call,
   nested_timeout = nested_timeout, settle_slow = settle_slow, callback_failed = callback_failed,
   traceback = traceback, transport_failed = transport_failed, no_response = no_response,
-  encode_request = core.encode_request, decode_response = core.decode_response,
 })
 start_call, untrack, record = B.start_call, B.untrack, B.record
 

@@ -284,9 +284,8 @@ end
 
 books.set_helpers({
   allowed = allowed, loaded = loaded, serve_slow = serve_request, workers = workers,
-  unanswered = internal.unanswered, local_routes = local_routes, decode_request = core.decode_request,
-  encode_response = core.encode_response, unsendable_results = unsendable_results, reply_failed = reply_failed,
-  results_scratch = {}, names = {},
+  unanswered = internal.unanswered, local_routes = local_routes, unsendable_results = unsendable_results,
+  reply_failed = reply_failed, results_scratch = {}, names = {},
 })
 
 -- RunMfa(ctx, content): serves one request, answering it through reply_to exactly once.

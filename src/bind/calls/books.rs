@@ -108,35 +108,31 @@ pub mod slot {
     pub const TRACEBACK: lua_Integer = 11;
     pub const TRANSPORT_FAILED: lua_Integer = 12;
     pub const NO_RESPONSE: lua_Integer = 13;
-    pub const ENCODE_REQUEST: lua_Integer = 14;
-    pub const DECODE_RESPONSE: lua_Integer = 15;
-    pub const ALLOWED: lua_Integer = 16;
-    pub const LOADED: lua_Integer = 17;
-    pub const SERVE_SLOW: lua_Integer = 18;
-    pub const WORKERS: lua_Integer = 19;
-    pub const IDLE: lua_Integer = 20;
-    pub const WAITING: lua_Integer = 21;
-    pub const UNANSWERED: lua_Integer = 22;
-    pub const LOCAL_ROUTES: lua_Integer = 23;
-    pub const DECODE_REQUEST: lua_Integer = 24;
-    pub const ENCODE_RESPONSE: lua_Integer = 25;
-    pub const UNSENDABLE_RESULTS: lua_Integer = 26;
-    pub const REPLY_FAILED: lua_Integer = 27;
-    pub const RESULTS_SCRATCH: lua_Integer = 28;
-    pub const REQUEST_SVR_NAME: lua_Integer = 29;
-    pub const REPLY_TO_NAME: lua_Integer = 30;
-    pub const C_RPC_NAME: lua_Integer = 31;
-    pub const RUN_MFA_SLOW: lua_Integer = 32;
-    pub const NAMES: lua_Integer = 33;
-    pub const PARKED_IN_CALL: lua_Integer = 34;
-    /// Set by set_transport and configure, not by name.
-    pub const TRANSPORT: lua_Integer = 35;
-    pub const CLOCK: lua_Integer = 36;
-    pub const COUNT: usize = 36;
+    pub const ALLOWED: lua_Integer = 14;
+    pub const LOADED: lua_Integer = 15;
+    pub const SERVE_SLOW: lua_Integer = 16;
+    pub const WORKERS: lua_Integer = 17;
+    pub const WAITING: lua_Integer = 18;
+    pub const UNANSWERED: lua_Integer = 19;
+    pub const LOCAL_ROUTES: lua_Integer = 20;
+    pub const UNSENDABLE_RESULTS: lua_Integer = 21;
+    pub const REPLY_FAILED: lua_Integer = 22;
+    pub const RESULTS_SCRATCH: lua_Integer = 23;
+    pub const REQUEST_SVR_NAME: lua_Integer = 24;
+    pub const REPLY_TO_NAME: lua_Integer = 25;
+    pub const C_RPC_NAME: lua_Integer = 26;
+    pub const RUN_MFA_SLOW: lua_Integer = 27;
+    pub const NAMES: lua_Integer = 28;
+    pub const PARKED_IN_CALL: lua_Integer = 29;
+    /// Set by new_books, set_transport and configure, not by name.
+    pub const IDLE: lua_Integer = 30;
+    pub const TRANSPORT: lua_Integer = 31;
+    pub const CLOCK: lua_Integer = 32;
+    pub const COUNT: usize = 32;
 }
 
 /// The names `core.new_books{...}` takes the helpers under, in slot order.
-const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
+const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 3] = [
     c"cells",
     c"time_out",
     c"service_name",
@@ -150,18 +146,13 @@ const HELPER_NAMES: [&std::ffi::CStr; slot::COUNT - 2] = [
     c"traceback",
     c"transport_failed",
     c"no_response",
-    c"encode_request",
-    c"decode_response",
     c"allowed",
     c"loaded",
     c"serve_slow",
     c"workers",
-    c"idle",
     c"waiting",
     c"unanswered",
     c"local_routes",
-    c"decode_request",
-    c"encode_response",
     c"unsendable_results",
     c"reply_failed",
     c"results_scratch",
