@@ -47,19 +47,6 @@ pub struct Books {
     pub custom_clock: bool,
 }
 
-/// The counters `rr.stats()` shows and the Lua layers add to, by name.
-const COUNTERS: [&str; 9] = [
-    "sent",
-    "completed",
-    "bytes_out",
-    "bytes_in",
-    "late_replies",
-    "served",
-    "served_failed",
-    "serving",
-    "idle_workers",
-];
-
 impl Books {
     pub fn dump_limits(&self) -> crate::text::limits::DumpLimits {
         crate::text::limits::DumpLimits {
@@ -76,18 +63,19 @@ impl Books {
         }
     }
 
+    /// The counter `rr.stats()` shows (or the Lua layers add to) under `name`.
     fn counter(&mut self, name: &[u8]) -> Option<&mut i64> {
-        let at = COUNTERS.iter().position(|c| c.as_bytes() == name)?;
-        Some(match at {
-            0 => &mut self.sent,
-            1 => &mut self.completed,
-            2 => &mut self.bytes_out,
-            3 => &mut self.bytes_in,
-            4 => &mut self.late_replies,
-            5 => &mut self.served,
-            6 => &mut self.served_failed,
-            7 => &mut self.serving,
-            _ => &mut self.idle_workers,
+        Some(match name {
+            b"sent" => &mut self.sent,
+            b"completed" => &mut self.completed,
+            b"bytes_out" => &mut self.bytes_out,
+            b"bytes_in" => &mut self.bytes_in,
+            b"late_replies" => &mut self.late_replies,
+            b"served" => &mut self.served,
+            b"served_failed" => &mut self.served_failed,
+            b"serving" => &mut self.serving,
+            b"idle_workers" => &mut self.idle_workers,
+            _ => return None,
         })
     }
 }
