@@ -13,8 +13,14 @@ package.path = script_dir .. "/?.lua;" .. package.path
 local payloads = require("payloads")
 local rounds = tonumber(arg[4] or "21")
 
+-- The module keeps one instance per Lua state in the registry and hands it back to any later
+-- open; forgetting it after each open makes the second build give its own.
+local INSTANCE_KEY = "remote_runner: the caller side of this state"
+
 local function open(dir)
-  return assert(package.loadlib(dir .. "/remote_runner.so", "luaopen_remote_runner"))()
+  local rr = assert(package.loadlib(dir .. "/remote_runner.so", "luaopen_remote_runner"))()
+  debug.getregistry()[INSTANCE_KEY] = nil
+  return rr
 end
 local old, new = open(old_dir), open(new_dir)
 

@@ -4,16 +4,37 @@
 //! (SPEC §3; Lua 5.1 understands it too). One escape form, always four bytes, keeps both the
 //! writer and the reader's fast path free of choices between forms.
 
-/// How a byte is written: the first `len` bytes of `text`, unless `len` carries `UTF8_LEAD`:
-/// then the byte is raw if a valid UTF-8 sequence starts there, else `text` (its escape).
-#[derive(Clone, Copy)]
-struct Form {
-    text: [u8; 4],
-    len: u8,
-}
+/// How each byte is written, packed in a word: the escape or the byte itself in the low four
+/// bytes, how many of them count at bit `LEN_SHIFT`, and `UTF8_LEAD` for a byte that can start
+/// a UTF-8 sequence (raw if the sequence is valid, else its escape) or `CONTINUATION`.
+static FORMS: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let (text, len, lead) = if is_plain(c) {
+            ([c, 0, 0, 0], 1, false)
+        } else if c == b'"' || c == b'\\' {
+            ([b'\\', c, 0, 0], 2, false)
+        } else {
+            // Control bytes, DEL, continuation bytes, bytes that never start a sequence, and
+            // lead bytes unless a valid sequence follows.
+            (decimal_escape(c), 4, c >= 0xC2 && c <= 0xF4)
+        };
+        let continuation = c >= 0x80 && c <= 0xBF;
+        t[i] = u32::from_le_bytes(text) as u64
+            | (len as u64) << LEN_SHIFT
+            | if lead { UTF8_LEAD } else { 0 }
+            | if continuation { CONTINUATION } else { 0 };
+        i += 1;
+    }
+    t
+};
 
-/// A byte that can start a UTF-8 sequence: raw if the sequence is valid, else escaped.
-const UTF8_LEAD: u8 = 0x20;
+const LEN_SHIFT: u32 = 32;
+const UTF8_LEAD: u64 = 1 << 40;
+/// A continuation byte, one bit above `UTF8_LEAD` so that a shift lines the two up.
+const CONTINUATION: u64 = UTF8_LEAD << 1;
 
 /// `\ddd` with exactly three digits.
 const fn decimal_escape(c: u8) -> [u8; 4] {
@@ -23,30 +44,6 @@ const fn decimal_escape(c: u8) -> [u8; 4] {
 const fn is_plain(c: u8) -> bool {
     c >= 0x20 && c < 0x7f && c != b'"' && c != b'\\'
 }
-
-static FORMS: [Form; 256] = {
-    let mut t = [Form {
-        text: [0; 4],
-        len: 0,
-    }; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        let (text, len) = if is_plain(c) {
-            ([c, 0, 0, 0], 1)
-        } else if c == b'"' || c == b'\\' {
-            ([b'\\', c, 0, 0], 2)
-        } else if c >= 0xC2 && c <= 0xF4 {
-            (decimal_escape(c), UTF8_LEAD | 4)
-        } else {
-            // Control bytes, DEL, continuation bytes and bytes that never start a sequence.
-            (decimal_escape(c), 4)
-        };
-        t[i] = Form { text, len };
-        i += 1;
-    }
-    t
-};
 
 /// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
 /// U+10FFFF) that starts `s` with a byte >= 0x80, or 0 if there is none.
@@ -75,69 +72,65 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     // Worst case: every byte becomes a four-byte `\ddd`.
     out.reserve(s.len() * 4 + 2);
     let start = out.len();
-    // SAFETY: before the byte at `i` is handled, at most 4 * i + 1 bytes are written, and each
-    // byte's handling stores at most 4 bytes (8 for a chunk of 8 plain bytes), all within the
-    // capacity reserved above; `set_len` covers exactly the bytes written.
+    // SAFETY: before the byte at `i` is handled, at most 4 * i + 1 bytes are written, and
+    // handling it stores at most 4 bytes per byte it consumes (8 for a chunk of 8 plain
+    // bytes), all within the capacity reserved above; `set_len` covers the bytes written.
     unsafe {
         let base = out.as_mut_ptr().add(start);
-        let mut w = 0;
         *base = b'"';
-        w += 1;
-        // Most strings are plain printable ASCII from start to end: find where that stops
-        // (eight bytes at a time, then byte by byte) and copy the run in one go.
+        let mut w = 1;
         let mut i = 0;
-        while i + 8 <= s.len() && !needs_care(word_at(s, i)) {
-            i += 8;
-        }
-        while i < s.len() && FORMS[s[i] as usize].len == 1 {
-            i += 1;
-        }
-        std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(w), i);
-        w += i;
-        // Bytes before this offset go one at a time: their chunk needed care. Binary data
-        // fails chunk after chunk, so each failure doubles the stretch before the next try.
-        let mut bytewise_until = 0;
-        let mut backoff = 8;
-        while let Some(&c) = s.get(i) {
-            let form = FORMS[c as usize];
-            std::ptr::write_unaligned(base.add(w) as *mut [u8; 4], form.text);
-            i += 1;
-            if form.len & UTF8_LEAD == 0 {
-                w += usize::from(form.len);
-                if form.len != 1 || i < bytewise_until || i + 8 > s.len() {
-                    continue;
-                }
-                // Runs of plain ASCII, the usual content, move eight bytes at a time.
-                loop {
-                    let chunk = word_at(s, i);
-                    if needs_care(chunk) {
-                        bytewise_until = i + backoff;
-                        backoff = (backoff * 2).min(512);
-                        break;
-                    }
-                    backoff = 8;
-                    std::ptr::write_unaligned(base.add(w) as *mut u64, chunk.to_le());
-                    w += 8;
-                    i += 8;
-                    if i + 8 > s.len() {
-                        break;
-                    }
+        // Plain printable ASCII, the usual content, moves eight bytes at a time; a chunk with
+        // anything else goes byte by byte (a UTF-8 sequence may run past its end).
+        while i + 8 <= s.len() {
+            let chunk = word_at(s, i);
+            if needs_care(chunk) {
+                let chunk_end = i + 8;
+                while i < chunk_end {
+                    (i, w) = write_byte(s, i, base, w);
                 }
             } else {
-                let n = utf8_sequence_len(&s[i - 1..]);
-                if n == 0 {
-                    w += 4;
-                } else {
-                    std::ptr::copy_nonoverlapping(s.as_ptr().add(i - 1), base.add(w), n);
-                    w += n;
-                    i += n - 1;
-                }
+                std::ptr::write_unaligned(base.add(w) as *mut u64, chunk.to_le());
+                w += 8;
+                i += 8;
+            }
+        }
+        // The last few bytes (all of a short string): plain ones are copied as they are.
+        while let Some(&c) = s.get(i) {
+            if FORMS[usize::from(c)] >> LEN_SHIFT & 0xFF == 1 {
+                *base.add(w) = c;
+                w += 1;
+                i += 1;
+            } else {
+                (i, w) = write_byte(s, i, base, w);
             }
         }
         *base.add(w) = b'"';
-        w += 1;
-        out.set_len(start + w);
+        out.set_len(start + w + 1);
     }
+}
+
+/// Writes the byte of `s` at `i` (or the valid UTF-8 sequence starting there) at `base + w`;
+/// returns the next `i` and `w`. Binary data takes no branch it could mispredict except
+/// where a lead byte is followed by a continuation byte.
+///
+/// # Safety
+/// `i < s.len()`, and `base + w` has room for four bytes per byte of `s` from `i` on.
+#[inline(always)]
+unsafe fn write_byte(s: &[u8], i: usize, base: *mut u8, w: usize) -> (usize, usize) {
+    let form = FORMS[usize::from(*s.get_unchecked(i))];
+    std::ptr::write_unaligned(base.add(w) as *mut u32, (form as u32).to_le());
+    // One test on the two table entries, not two branches on the two bytes: for binary
+    // data each of those would go either way at random.
+    let next = FORMS[usize::from(s.get(i + 1).copied().unwrap_or(0))];
+    if form & (next >> 1) & UTF8_LEAD != 0 {
+        let n = utf8_sequence_len(&s[i..]);
+        if n != 0 {
+            std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
+            return (i + n, w + n);
+        }
+    }
+    (i + 1, w + (form >> LEN_SHIFT & 0xFF) as usize)
 }
 
 /// The eight bytes of `s` from `i` as one little-endian word.
