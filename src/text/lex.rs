@@ -1,5 +1,7 @@
 //! Tokens of the Lua data subset, read the way Lua 5.4's lexer reads them.
 
+#[cfg(target_arch = "x86_64")]
+mod escaped_runs;
 mod literals;
 mod strings;
 

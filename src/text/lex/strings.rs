@@ -1,5 +1,7 @@
 //! String tokens of the lexer: short strings with every Lua escape, and long strings.
 
+#[cfg(target_arch = "x86_64")]
+use super::escaped_runs;
 use super::Lexer;
 use crate::text::error::{ParseError, ParseErrorKind};
 
@@ -77,24 +79,32 @@ fn skip_plain_swar(src: &[u8], mut i: usize, quote: u8) -> usize {
 }
 
 /// The byte a `\ddd` escape stands for, given its four source bytes (the backslash first),
-/// or `None` when they are not three decimal digits up to 255.
+/// or `None` when they are not a backslash and three decimal digits up to 255.
 #[inline]
 fn three_digit_escape(quad: &[u8]) -> Option<u32> {
-    let word = u32::from_le_bytes(quad.try_into().ok()?);
+    let value = decimal_escape_value(u32::from_le_bytes(quad.try_into().ok()?));
+    (value <= 255).then_some(value)
+}
+
+/// `three_digit_escape` on the four bytes as one little-endian word, without a branch: the
+/// byte's value, or a number over 255 when they are not such an escape.
+#[inline(always)]
+pub(super) fn decimal_escape_value(word: u32) -> u32 {
     // The backslash's place is set to '0' so that all four bytes are checked as digits: a
     // digit has high nibble 3, and adding 6 keeps it there (0x3A..0x3F would carry to 4).
     let digits = (word & 0xFFFF_FF00) | u32::from(b'0');
     const NIBBLES: u32 = 0xF0F0_F0F0;
     const THREES: u32 = 0x3030_3030;
-    if digits & NIBBLES != THREES || digits.wrapping_add(0x0606_0606) & NIBBLES != THREES {
-        return None;
-    }
+    let not_escape = (word as u8 != b'\\')
+        | (digits & NIBBLES != THREES)
+        | (digits.wrapping_add(0x0606_0606) & NIBBLES != THREES);
     // Digit values d1, d2, d3 in bytes 1..3; adding d * 10 and d >> 8 puts 10 * d1 + d2 in
-    // byte 1 (no byte exceeds 99, so nothing carries).
-    let d = digits - THREES;
-    let pairs = d * 10 + (d >> 8);
+    // byte 1 (no byte exceeds 99, so nothing carries). For other bytes the result is
+    // meaningless, and `not_escape` puts it over 255.
+    let d = digits.wrapping_sub(THREES);
+    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
     let value = (pairs >> 8 & 0xFF) * 10 + (d >> 24);
-    (value <= 255).then_some(value)
+    value | u32::from(not_escape) << 12
 }
 
 /// Bytes that end a run of plain string content: the quote, backslash and newlines.
@@ -172,13 +182,22 @@ impl Lexer<'_> {
         self.buf.clear();
         // Decoded text is never longer than the source it comes from, so everything below
         // fits in this capacity: the writes stay at `w <= i - body_start`.
-        self.buf.reserve(src.len() - body_start);
+        self.buf
+            .reserve(src.len() - body_start + escaped_runs::OUTPUT_SLACK);
         let mut out = self.buf.as_mut_ptr();
         let mut w = 0;
         i = body_start;
         // Digit value of the byte at `k`, or 10 and more for anything else (or the end).
         let digit = |k: usize| src.get(k).map_or(10, |&d| u32::from(d.wrapping_sub(b'0')));
+        // Escapes read so far: a string with one or two is read faster here than by setting
+        // up windows for it.
+        let mut escapes = 0;
         loop {
+            #[cfg(target_arch = "x86_64")]
+            if escapes >= 2 {
+                // SAFETY: the capacity reserved above, with w <= i - body_start.
+                (i, w) = unsafe { escaped_runs::decode_escaped_runs(src, i, out, w, quote) };
+            }
             while let Some(&c) = src.get(i) {
                 if stops[c as usize] != 0 {
                     break;
@@ -196,6 +215,7 @@ impl Lexer<'_> {
                     return Ok(());
                 }
                 Some(b'\\') => {
+                    escapes += 1;
                     // Fast paths for the escapes our writer uses: `\ddd` (three digits, read
                     // in one word), `\"` and `\\`; then the shorter decimal forms.
                     if let Some(value) = src.get(i..i + 4).and_then(three_digit_escape) {
