@@ -106,10 +106,8 @@ unsafe fn scan(l: *mut lua_State, text: &[u8], max_items: usize) -> Option<Items
         let rest = &body[at..];
         let used = match rest[0] {
             b'"' => {
-                let len = rest[1..]
-                    .iter()
-                    .position(|&c| !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\')?;
-                if rest[1 + len] != b'"' {
+                let len = plain_string_len(&rest[1..]);
+                if rest.get(1 + len) != Some(&b'"') {
                     return None; // an escape or a byte the parser must read
                 }
                 ffi::lua_pushlstring(l, rest[1..].as_ptr().cast(), len);
@@ -162,16 +160,22 @@ unsafe fn scan(l: *mut lua_State, text: &[u8], max_items: usize) -> Option<Items
 fn integer(text: &[u8]) -> Option<(i64, usize)> {
     let negative = text.first() == Some(&b'-');
     let digits = &text[usize::from(negative)..];
-    let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-    if len == 0 || len > 18 {
+    // One pass, digit by digit: the numbers of calls are short.
+    let mut magnitude = 0u64;
+    let mut len = 0;
+    while let Some(digit) = digits.get(len).map(|&c| c.wrapping_sub(b'0')) {
+        if digit > 9 {
+            break;
+        }
+        if len == 18 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(digit);
+        len += 1;
+    }
+    if len == 0 || matches!(digits.get(len), Some(b'.' | b'e' | b'E' | b'x' | b'X')) {
         return None;
     }
-    if matches!(digits.get(len), Some(b'.' | b'e' | b'E' | b'x' | b'X')) {
-        return None;
-    }
-    let magnitude = digits[..len]
-        .iter()
-        .fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
     // Without integers, `-0` is the float -0.0, which the parser keeps.
     if magnitude > MAX_INTEGER || (negative && magnitude == 0 && !HAS_INTEGERS) {
         return None;
@@ -183,9 +187,46 @@ fn integer(text: &[u8]) -> Option<(i64, usize)> {
     ))
 }
 
+/// Length of the run of printable ASCII other than `"` and `\\` at the start of `text`: the
+/// body of a string literal that needs no decoding.
+#[inline]
+fn plain_string_len(text: &[u8]) -> usize {
+    let mut len = 0;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86-64; each load reads 16 bytes inside `text`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (space, del) = (_mm_set1_epi8(0x20), _mm_set1_epi8(0x7f));
+        let (quote, backslash) = (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8));
+        while len + 16 <= text.len() {
+            let block = _mm_loadu_si128(text.as_ptr().add(len) as *const __m128i);
+            // Signed, bytes from 0x80 up are negative: below 0x20 catches them too.
+            let stops = _mm_or_si128(
+                _mm_or_si128(_mm_cmplt_epi8(block, space), _mm_cmpeq_epi8(block, del)),
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(block, quote),
+                    _mm_cmpeq_epi8(block, backslash),
+                ),
+            );
+            let mask = _mm_movemask_epi8(stops) as u32;
+            if mask != 0 {
+                return len + mask.trailing_zeros() as usize;
+            }
+            len += 16;
+        }
+    }
+    while text
+        .get(len)
+        .is_some_and(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        len += 1;
+    }
+    len
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{integer, HAS_INTEGERS};
+    use super::{integer, plain_string_len, HAS_INTEGERS};
 
     #[test]
     fn integers_are_read_only_when_the_parser_would_read_the_same() {
@@ -202,5 +243,23 @@ mod tests {
             None,
             "19 digits: the parser decides"
         );
+        assert_eq!(
+            integer(b"123456789012345678}"),
+            Some((123456789012345678, 18))
+        );
+        assert_eq!(integer(b"7"), Some((7, 1)));
+        assert_eq!(integer(b"-"), None);
+    }
+
+    #[test]
+    fn plain_strings_end_at_the_first_byte_the_parser_must_read() {
+        for at in 0..40 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+                let mut text = vec![b'a'; 40];
+                text[at] = stop;
+                assert_eq!(plain_string_len(&text), at, "{stop:#x} at {at}");
+            }
+            assert_eq!(plain_string_len(&vec![b'~'; at]), at);
+        }
     }
 }
