@@ -158,11 +158,7 @@ fn needs_care(x: u64) -> bool {
 
 /// Whether `s` can be written as a bare field name (`name=`) in a table constructor.
 pub fn is_identifier(s: &[u8]) -> bool {
-    match s.first() {
-        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {}
-        _ => return false,
-    }
-    s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_') && !super::lex::is_keyword(s)
+    super::lex::is_name(s) && !super::lex::is_keyword(s)
 }
 
 #[cfg(test)]

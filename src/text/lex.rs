@@ -156,6 +156,11 @@ fn is_name_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
 }
 
+/// Whether `s` has the form of a Lua name (keywords included): one table lookup a byte.
+pub fn is_name(s: &[u8]) -> bool {
+    s.first().is_some_and(|&c| is_name_start(c)) && s.iter().all(|&c| NAME_CHARS[c as usize])
+}
+
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a [u8], has_integers: bool) -> Self {
         Lexer {
