@@ -14,13 +14,17 @@ const WINDOW: usize = 64;
 /// Bytes read past a window: by the search for the digits of an escape that starts near its
 /// end, and by its last 16-byte copy.
 const READ_PAST: usize = 16;
+/// Source bytes a window needs from where it starts.
+pub(super) const SOURCE_NEEDED: usize = WINDOW + READ_PAST;
 /// Room the output needs past the decoded text: plain bytes are copied 16 at a time.
 pub(super) const OUTPUT_SLACK: usize = 16;
 
 /// Decodes `src` from `i` into `out` from `w`, for as long as the string goes on with plain
-/// bytes, `\ddd` escapes (three digits) and `\\`, `\"`, `\'`. Returns the `i` and `w` where
-/// it stopped: at the quote or a newline, at any other escape, or where fewer than a window
-/// and an escape's bytes are left.
+/// bytes and the escapes writers use: decimal ones (`\ddd`, and `\9` or `\13` before a
+/// non-digit), `\\`, `\"`, `\'`, the letters (`\n`, `\t`, ...) and a backslash before a
+/// newline. Returns the `i` and `w` where it stopped: at the closing quote or a raw newline,
+/// at any other escape (`\x`, `\z`, `\u`, errors), or where fewer than a window and the
+/// bytes read past it are left.
 ///
 /// # Safety
 /// `out` has room for `w + (src.len() - i) + OUTPUT_SLACK` bytes: decoded text is never
@@ -33,39 +37,50 @@ pub(super) unsafe fn decode_escaped_runs(
     mut w: usize,
     quote: u8,
 ) -> (usize, usize) {
-    while i + WINDOW + READ_PAST <= src.len() {
+    while i + SOURCE_NEEDED <= src.len() {
         let masks = window_masks(src.as_ptr().add(i), quote);
-        let limit = (masks.stops.trailing_zeros() as usize).min(WINDOW);
+        // Where the plain text stops (the quote, a newline), unless an escape takes that byte.
+        let mut limit = (masks.stops.trailing_zeros() as usize).min(WINDOW);
         let mut escapes = masks.backslashes & low_bits(limit);
         // Offset in the window of the first byte not yet decoded.
         let mut done = 0;
         while escapes != 0 {
             let at = escapes.trailing_zeros() as usize;
-            // The digits of a `\ddd` are no backslashes, so the next one is the next escape;
-            // only `\\` has a second backslash to clear (below).
             escapes &= escapes - 1;
+            // The second backslash of a `\\` is no escape. (Skipped here rather than cleared
+            // there: clearing it would make the next escape wait for this one's bytes.)
+            if at < done {
+                continue;
+            }
             w = copy_plain(src.as_ptr().add(i + done), at - done, out, w);
             let escape = src.as_ptr().add(i + at);
+            let byte_at = |k: usize| *escape.add(k);
             let (byte, len) = if masks.three_digits >> at & 1 != 0 {
-                let digit = |k: usize| u32::from(*escape.add(k));
+                let digit = |k: usize| u32::from(byte_at(k));
                 let value = digit(1) * 100 + digit(2) * 10 + digit(3) - u32::from(b'0') * 111;
                 if value > 255 {
                     return (i + at, w);
                 }
                 (value as u8, 4)
             } else {
-                match *escape.add(1) {
-                    b'\\' => {
-                        escapes &= escapes.wrapping_sub(1);
-                        (b'\\', 2)
-                    }
-                    quoted @ (b'"' | b'\'') => (quoted, 2),
-                    _ => return (i + at, w),
+                let next = byte_at(1);
+                match SIMPLE_ESCAPES[usize::from(next)] {
+                    0 => match rare_escape(escape) {
+                        Some(decoded) => decoded,
+                        None => return (i + at, w),
+                    },
+                    byte => (byte, 2),
                 }
             };
             *out.add(w) = byte;
             w += 1;
             done = at + len;
+            if done > limit {
+                // The escape took the stop (an escaped quote or newline): the next stop.
+                let later = !low_bits(done);
+                limit = ((masks.stops & later).trailing_zeros() as usize).min(WINDOW);
+                escapes = masks.backslashes & low_bits(limit) & later;
+            }
         }
         if done < limit {
             w = copy_plain(src.as_ptr().add(i + done), limit - done, out, w);
@@ -77,6 +92,48 @@ pub(super) unsafe fn decode_escaped_runs(
         }
     }
     (i, w)
+}
+
+/// The byte of each escape of two bytes that stands for one fixed byte (`\n` is 10, `\"`
+/// is `"`), by its second byte; 0 for the others.
+static SIMPLE_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'a' as usize] = 7;
+    t[b'b' as usize] = 8;
+    t[b'f' as usize] = 12;
+    t[b'n' as usize] = b'\n';
+    t[b'r' as usize] = b'\r';
+    t[b't' as usize] = b'\t';
+    t[b'v' as usize] = 11;
+    t[b'\\' as usize] = b'\\';
+    t[b'"' as usize] = b'"';
+    t[b'\'' as usize] = b'\'';
+    t
+};
+
+/// The byte and length of the less common escapes the window path reads: one or two
+/// decimal digits (three were read before), and a backslash before a newline (with the
+/// other newline byte after it, if there). None for the rest (`\x`, `\z`, `\u`, errors).
+///
+/// # Safety
+/// Three bytes can be read from `escape`.
+#[inline(never)]
+unsafe fn rare_escape(escape: *const u8) -> Option<(u8, usize)> {
+    let (next, after) = (*escape.add(1), *escape.add(2));
+    match next {
+        b'0'..=b'9' => {
+            let first = next - b'0';
+            Some(match after.wrapping_sub(b'0') {
+                second @ 0..=9 => (first * 10 + second, 3),
+                _ => (first, 2),
+            })
+        }
+        b'\n' | b'\r' => {
+            let pair = matches!(after, b'\n' | b'\r') && after != next;
+            Some((b'\n', 2 + usize::from(pair)))
+        }
+        _ => None,
+    }
 }
 
 /// Bits `0..n` set (all for `n >= 64`).
@@ -114,7 +171,7 @@ unsafe fn copy_plain(from: *const u8, n: usize, out: *mut u8, w: usize) -> usize
 /// Where things are in a window, a bit per byte.
 struct WindowMasks {
     backslashes: u64,
-    /// Bytes that end the string's plain text here: the quote, `\n`, `\r`.
+    /// Bytes that end the string's plain text here: the quote, `\n`, `\r`, unless escaped.
     stops: u64,
     /// Backslashes followed by three decimal digits.
     three_digits: u64,
@@ -158,9 +215,23 @@ unsafe fn window_masks(at: *const u8, quote: u8) -> WindowMasks {
     let three = u128::from(backslashes) & digits >> 1 & digits >> 2 & digits >> 3;
     WindowMasks {
         backslashes,
-        stops,
+        stops: stops & !escaped_bytes(backslashes),
         three_digits: three as u64,
     }
+}
+
+/// The bytes that follow a run of an odd number of backslashes: each is the first byte an
+/// escape takes (`\"`, a backslash before a newline), not a stop. Right for a window that
+/// starts where no escape is under way, as every window does.
+#[inline(always)]
+fn escaped_bytes(backslashes: u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let starts = backslashes & !(backslashes << 1);
+    // Adding a run's first bit carries through the run to the byte after it.
+    let after_even_starts = backslashes.wrapping_add(starts & EVEN) & !backslashes;
+    let after_odd_starts = backslashes.wrapping_add(starts & !EVEN) & !backslashes;
+    // A run is odd when it starts and ends on positions of different parity.
+    (after_even_starts & !EVEN) | (after_odd_starts & EVEN)
 }
 
 #[cfg(test)]
@@ -181,6 +252,13 @@ mod tests {
         let others = prop::sample::select(vec![
             (&b"\\n"[..], &b"\n"[..]),
             (b"\\t", b"\t"),
+            (b"\\a", b"\x07"),
+            (b"\\v", b"\x0b"),
+            (b"\\r", b"\r"),
+            (b"\\\r\n", b"\n"),
+            (b"\\\n\r", b"\n"),
+            (b"\\\r", b"\n"),
+            (b"\\9x", b"\tx"),
             (b"\\x41", b"A"),
             // `\z` skips all the whitespace after it, so something else follows.
             (b"\\z  y", b"y"),
@@ -188,6 +266,29 @@ mod tests {
         ])
         .prop_map(|(s, v)| (s.to_vec(), v.to_vec()));
         prop_oneof![6 => plain, 6 => three_digits, 1 => short_digits, 1 => quoted, 1 => others]
+    }
+
+    #[test]
+    fn escaped_bytes_follow_odd_runs_of_backslashes() {
+        // Every window of up to 12 bytes from {backslash, other}: the reference counts the
+        // run before each byte.
+        for pattern in 0u64..1 << 12 {
+            let mut expected = 0u64;
+            let mut run = 0;
+            for bit in 0..13 {
+                if run % 2 == 1 && pattern >> bit & 1 == 0 {
+                    expected |= 1 << bit;
+                }
+                run = if pattern >> bit & 1 == 1 { run + 1 } else { 0 };
+            }
+            assert_eq!(super::escaped_bytes(pattern), expected, "{pattern:012b}");
+            let shifted = pattern << 50;
+            assert_eq!(
+                super::escaped_bytes(shifted) >> 50,
+                expected & 0x3FFF,
+                "{pattern:012b} << 50"
+            );
+        }
     }
 
     proptest! {
@@ -219,11 +320,13 @@ mod tests {
             at in any::<prop::sample::Index>(),
             newline in prop::sample::select(vec![b'\n', b'\r']),
         ) {
-            // Pieces with a raw newline of their own are left out, and `\z`, which would
+            // Pieces with a newline byte of their own are left out, and `\z`, which would
             // skip the newline.
             let body: Vec<u8> = pieces
                 .iter()
-                .filter(|(s, _)| !s.contains(&b'\n') && !s.starts_with(b"\\z"))
+                .filter(|(s, _)| {
+                    !s.contains(&b'\n') && !s.contains(&b'\r') && !s.starts_with(b"\\z")
+                })
                 .flat_map(|(s, _)| s.clone())
                 .collect();
             let mut cut = body.clone();
@@ -235,6 +338,29 @@ mod tests {
             let mut lexer = Lexer::new(&src, true);
             let got = lexer.next_token();
             prop_assert!(got.is_err(), "{:?} -> {:?}", String::from_utf8_lossy(&src), got);
+        }
+
+        /// A decimal escape over 255 is an error wherever it falls in a window.
+        #[test]
+        fn a_decimal_escape_over_255_is_an_error(
+            pieces in prop::collection::vec(piece(), 1..160),
+            at in any::<prop::sample::Index>(),
+            value in 256u32..1000,
+        ) {
+            let mut body: Vec<u8> = Vec::new();
+            let cut = at.index(pieces.len() + 1);
+            for (k, (s, _)) in pieces.iter().enumerate() {
+                if k == cut {
+                    body.extend(format!("\\{value}").bytes());
+                }
+                body.extend(s);
+            }
+            if cut == pieces.len() {
+                body.extend(format!("\\{value}").bytes());
+            }
+            let src = [&b"\""[..], &body, b"\"", &b" ".repeat(80)].concat();
+            let mut lexer = Lexer::new(&src, true);
+            prop_assert!(lexer.next_token().is_err());
         }
     }
 }

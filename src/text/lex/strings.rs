@@ -1,7 +1,11 @@
 //! String tokens of the lexer: short strings with every Lua escape, and long strings.
 
 #[cfg(target_arch = "x86_64")]
-use super::escaped_runs;
+use super::escaped_runs::{self, OUTPUT_SLACK};
+
+/// Room the decoded text needs past its end: none without the window path.
+#[cfg(not(target_arch = "x86_64"))]
+const OUTPUT_SLACK: usize = 0;
 use super::Lexer;
 use crate::text::error::{ParseError, ParseErrorKind};
 
@@ -89,7 +93,7 @@ fn three_digit_escape(quad: &[u8]) -> Option<u32> {
 /// `three_digit_escape` on the four bytes as one little-endian word, without a branch: the
 /// byte's value, or a number over 255 when they are not such an escape.
 #[inline(always)]
-pub(super) fn decimal_escape_value(word: u32) -> u32 {
+fn decimal_escape_value(word: u32) -> u32 {
     // The backslash's place is set to '0' so that all four bytes are checked as digits: a
     // digit has high nibble 3, and adding 6 keeps it there (0x3A..0x3F would carry to 4).
     let digits = (word & 0xFFFF_FF00) | u32::from(b'0');
@@ -182,8 +186,7 @@ impl Lexer<'_> {
         self.buf.clear();
         // Decoded text is never longer than the source it comes from, so everything below
         // fits in this capacity: the writes stay at `w <= i - body_start`.
-        self.buf
-            .reserve(src.len() - body_start + escaped_runs::OUTPUT_SLACK);
+        self.buf.reserve(src.len() - body_start + OUTPUT_SLACK);
         let mut out = self.buf.as_mut_ptr();
         let mut w = 0;
         i = body_start;
@@ -191,10 +194,11 @@ impl Lexer<'_> {
         let digit = |k: usize| src.get(k).map_or(10, |&d| u32::from(d.wrapping_sub(b'0')));
         // Escapes read so far: a string with one or two is read faster here than by setting
         // up windows for it.
+        #[cfg(target_arch = "x86_64")]
         let mut escapes = 0;
         loop {
             #[cfg(target_arch = "x86_64")]
-            if escapes >= 2 {
+            if escapes >= 2 && i + escaped_runs::SOURCE_NEEDED <= src.len() {
                 // SAFETY: the capacity reserved above, with w <= i - body_start.
                 (i, w) = unsafe { escaped_runs::decode_escaped_runs(src, i, out, w, quote) };
             }
@@ -215,7 +219,10 @@ impl Lexer<'_> {
                     return Ok(());
                 }
                 Some(b'\\') => {
-                    escapes += 1;
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        escapes += 1;
+                    }
                     // Fast paths for the escapes our writer uses: `\ddd` (three digits, read
                     // in one word), `\"` and `\\`; then the shorter decimal forms.
                     if let Some(value) = src.get(i..i + 4).and_then(three_digit_escape) {
