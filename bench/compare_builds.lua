@@ -1,5 +1,5 @@
 -- Codec speed of two builds of remote_runner side by side, for checking one change:
---   lua5.4 bench/compare_builds.lua OLD_DIR NEW_DIR "P4:load P4:dump" [ROUNDS]
+--   lua5.4 bench/compare_builds.lua OLD_DIR NEW_DIR "P4:load P4:dump json:load" [ROUNDS]
 -- Both .so files are loaded into this one process (package.loadlib by path), and their timed
 -- runs alternate, so a slow spell of the machine hits both alike. Prints the best run of each
 -- (CPU time per operation) and new/old.
@@ -11,6 +11,7 @@ end
 local script_dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 package.path = script_dir .. "/?.lua;" .. package.path
 local payloads = require("payloads")
+local escaped_texts = require("escaped_texts")
 local rounds = tonumber(arg[4] or "21")
 
 -- The module keeps one instance per Lua state in the registry and hands it back to any later
@@ -36,11 +37,23 @@ local function timed(f, n)
   return os.clock() - start
 end
 
+-- A spec names a payload (P1..P6, dump or load) or one of escaped_texts.lua's texts (load).
+local function operations(spec)
+  local name, op = spec:match("^([%w_]+):(%a+)$")
+  if name and payloads[name] and (op == "load" or op == "dump") then
+    local value = payloads[name]()
+    return name, op, operation(old, value, op), operation(new, value, op)
+  end
+  local text = name and escaped_texts[name]
+  assert(text and op == "load", "bad spec " .. spec)
+  local ok_old, v_old = old.load(text)
+  local ok_new, v_new = new.load(text)
+  assert(ok_old and ok_new and v_old[1] == v_new[1], "the builds read " .. name .. " differently")
+  return name, op, function() old.load(text) end, function() new.load(text) end
+end
+
 for spec in specs:gmatch("%S+") do
-  local name, op = spec:match("^(P%d):(%a+)$")
-  assert(name and payloads[name] and (op == "load" or op == "dump"), "bad spec " .. spec)
-  local value = payloads[name]()
-  local f_old, f_new = operation(old, value, op), operation(new, value, op)
+  local name, op, f_old, f_new = operations(spec)
   local n = 1
   while timed(f_old, n) < 0.02 do n = n * 2 end
   local best_old, best_new = math.huge, math.huge
