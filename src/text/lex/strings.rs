@@ -2,12 +2,12 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::escaped_runs::{self, OUTPUT_SLACK};
+use super::Lexer;
+use crate::text::error::{ParseError, ParseErrorKind};
 
 /// Room the decoded text needs past its end: none without the window path.
 #[cfg(not(target_arch = "x86_64"))]
 const OUTPUT_SLACK: usize = 0;
-use super::Lexer;
-use crate::text::error::{ParseError, ParseErrorKind};
 
 /// Skips whole 8-byte words that hold no quote, backslash or newline; returns where the
 /// byte-wise scan continues.
@@ -83,32 +83,24 @@ fn skip_plain_swar(src: &[u8], mut i: usize, quote: u8) -> usize {
 }
 
 /// The byte a `\ddd` escape stands for, given its four source bytes (the backslash first),
-/// or `None` when they are not a backslash and three decimal digits up to 255.
+/// or `None` when they are not three decimal digits up to 255.
 #[inline]
 fn three_digit_escape(quad: &[u8]) -> Option<u32> {
-    let value = decimal_escape_value(u32::from_le_bytes(quad.try_into().ok()?));
-    (value <= 255).then_some(value)
-}
-
-/// `three_digit_escape` on the four bytes as one little-endian word, without a branch: the
-/// byte's value, or a number over 255 when they are not such an escape.
-#[inline(always)]
-fn decimal_escape_value(word: u32) -> u32 {
+    let word = u32::from_le_bytes(quad.try_into().ok()?);
     // The backslash's place is set to '0' so that all four bytes are checked as digits: a
     // digit has high nibble 3, and adding 6 keeps it there (0x3A..0x3F would carry to 4).
     let digits = (word & 0xFFFF_FF00) | u32::from(b'0');
     const NIBBLES: u32 = 0xF0F0_F0F0;
     const THREES: u32 = 0x3030_3030;
-    let not_escape = (word as u8 != b'\\')
-        | (digits & NIBBLES != THREES)
-        | (digits.wrapping_add(0x0606_0606) & NIBBLES != THREES);
+    if digits & NIBBLES != THREES || digits.wrapping_add(0x0606_0606) & NIBBLES != THREES {
+        return None;
+    }
     // Digit values d1, d2, d3 in bytes 1..3; adding d * 10 and d >> 8 puts 10 * d1 + d2 in
-    // byte 1 (no byte exceeds 99, so nothing carries). For other bytes the result is
-    // meaningless, and `not_escape` puts it over 255.
-    let d = digits.wrapping_sub(THREES);
-    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
+    // byte 1 (no byte exceeds 99, so nothing carries).
+    let d = digits - THREES;
+    let pairs = d * 10 + (d >> 8);
     let value = (pairs >> 8 & 0xFF) * 10 + (d >> 24);
-    value | u32::from(not_escape) << 12
+    (value <= 255).then_some(value)
 }
 
 /// Bytes that end a run of plain string content: the quote, backslash and newlines.
@@ -185,7 +177,8 @@ impl Lexer<'_> {
         self.str_span = None;
         self.buf.clear();
         // Decoded text is never longer than the source it comes from, so everything below
-        // fits in this capacity: the writes stay at `w <= i - body_start`.
+        // fits in this capacity: the writes stay at `w <= i - body_start`, and the window
+        // path's 16-byte copies within `OUTPUT_SLACK` past that.
         self.buf.reserve(src.len() - body_start + OUTPUT_SLACK);
         let mut out = self.buf.as_mut_ptr();
         let mut w = 0;
