@@ -47,7 +47,7 @@ const fn is_plain(c: u8) -> bool {
 
 /// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
 /// U+10FFFF) that starts `s` with a byte >= 0x80, or 0 if there is none.
-#[inline]
+#[inline(always)]
 pub fn utf8_sequence_len(s: &[u8]) -> usize {
     // Most invalid bytes fail here: every sequence's second byte is a continuation byte.
     if s.get(1).is_none_or(|&b| b & 0xC0 != 0x80) {
@@ -126,7 +126,14 @@ unsafe fn write_byte(s: &[u8], i: usize, base: *mut u8, w: usize) -> (usize, usi
     if form & (next >> 1) & UTF8_LEAD != 0 {
         let n = utf8_sequence_len(&s[i..]);
         if n != 0 {
-            std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
+            // Text in CJK scripts is mostly such sequences: four bytes are copied where there
+            // are four to read (the room is there, as for an escape), not a call to memcpy.
+            if i + 4 <= s.len() {
+                let four = std::ptr::read_unaligned(s.as_ptr().add(i) as *const u32);
+                std::ptr::write_unaligned(base.add(w) as *mut u32, four);
+            } else {
+                std::ptr::copy_nonoverlapping(s.as_ptr().add(i), base.add(w), n);
+            }
             return (i + n, w + n);
         }
     }
