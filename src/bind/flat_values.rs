@@ -6,6 +6,7 @@
 
 use super::api::{push_int, HAS_INTEGERS};
 use crate::rpc::MAX_CALL_VALUES;
+use crate::text::escape::is_plain;
 use mlua::ffi::{self, lua_State};
 use std::os::raw::c_int;
 
@@ -215,10 +216,7 @@ fn plain_string_len(text: &[u8]) -> usize {
             len += 16;
         }
     }
-    while text
-        .get(len)
-        .is_some_and(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
-    {
+    while text.get(len).is_some_and(|&c| is_plain(c)) {
         len += 1;
     }
     len

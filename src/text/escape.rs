@@ -41,7 +41,8 @@ const fn decimal_escape(c: u8) -> [u8; 4] {
     [b'\\', b'0' + c / 100, b'0' + (c / 10) % 10, b'0' + c % 10]
 }
 
-const fn is_plain(c: u8) -> bool {
+/// Printable ASCII other than `"` and `\\`: a byte written as itself.
+pub const fn is_plain(c: u8) -> bool {
     c >= 0x20 && c < 0x7f && c != b'"' && c != b'\\'
 }
 

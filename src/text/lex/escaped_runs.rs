@@ -4,6 +4,7 @@
 //! Binary data written as `\ddd` escapes mixed with plain bytes then costs one unpredictable
 //! branch per window instead of one per change between the two.
 
+use super::strings::{newline_len, SIMPLE_ESCAPES};
 use std::arch::x86_64::{
     __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
     _mm_set1_epi8, _mm_storeu_si128, _mm_sub_epi8,
@@ -94,23 +95,6 @@ pub(super) unsafe fn decode_escaped_runs(
     (i, w)
 }
 
-/// The byte of each escape of two bytes that stands for one fixed byte (`\n` is 10, `\"`
-/// is `"`), by its second byte; 0 for the others.
-static SIMPLE_ESCAPES: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'a' as usize] = 7;
-    t[b'b' as usize] = 8;
-    t[b'f' as usize] = 12;
-    t[b'n' as usize] = b'\n';
-    t[b'r' as usize] = b'\r';
-    t[b't' as usize] = b'\t';
-    t[b'v' as usize] = 11;
-    t[b'\\' as usize] = b'\\';
-    t[b'"' as usize] = b'"';
-    t[b'\'' as usize] = b'\'';
-    t
-};
-
 /// The byte and length of the less common escapes the window path reads: one or two
 /// decimal digits (three were read before), and a backslash before a newline (with the
 /// other newline byte after it, if there). None for the rest (`\x`, `\z`, `\u`, errors).
@@ -128,10 +112,7 @@ unsafe fn rare_escape(escape: *const u8) -> Option<(u8, usize)> {
                 _ => (first, 2),
             })
         }
-        b'\n' | b'\r' => {
-            let pair = matches!(after, b'\n' | b'\r') && after != next;
-            Some((b'\n', 2 + usize::from(pair)))
-        }
+        b'\n' | b'\r' => Some((b'\n', 1 + newline_len(next, Some(after)))),
         _ => None,
     }
 }

@@ -121,10 +121,8 @@ impl Lexer<'_> {
         let start = self.start;
         self.pos = start + level + 2;
         // A newline right after the opening bracket is not part of the string.
-        match (self.peek(0), self.peek(1)) {
-            (Some(b'\r'), Some(b'\n')) | (Some(b'\n'), Some(b'\r')) => self.pos += 2,
-            (Some(b'\r' | b'\n'), _) => self.pos += 1,
-            _ => {}
+        if let Some(first) = self.peek(0) {
+            self.pos += newline_len(first, self.peek(1));
         }
         let body = &self.src[self.pos..];
         let Some(len) = find_long_close(body, level) else {
@@ -137,15 +135,15 @@ impl Lexer<'_> {
             let mut i = 0;
             while i < body.len() {
                 let c = body[i];
-                if c == b'\r' || c == b'\n' {
-                    let pair = body
-                        .get(i + 1)
-                        .is_some_and(|&d| (d == b'\r' || d == b'\n') && d != c);
-                    i += if pair { 2 } else { 1 };
-                    self.buf.push(b'\n');
-                } else {
-                    self.buf.push(c);
-                    i += 1;
+                match newline_len(c, body.get(i + 1).copied()) {
+                    0 => {
+                        self.buf.push(c);
+                        i += 1;
+                    }
+                    len => {
+                        self.buf.push(b'\n');
+                        i += len;
+                    }
                 }
             }
             self.str_span = None;
@@ -268,20 +266,10 @@ impl Lexer<'_> {
         };
         self.pos += 1;
         let byte = match c {
-            b'a' => 7,
-            b'b' => 8,
-            b'f' => 12,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'v' => 11,
-            b'\\' | b'"' | b'\'' => c,
+            _ if SIMPLE_ESCAPES[usize::from(c)] != 0 => SIMPLE_ESCAPES[usize::from(c)],
             b'\n' | b'\r' => {
-                if let Some(d) = self.peek(0) {
-                    if (d == b'\n' || d == b'\r') && d != c {
-                        self.pos += 1;
-                    }
-                }
+                // The escaped newline's byte was taken above: its pair's second, if any.
+                self.pos += newline_len(c, self.peek(0)) - 1;
                 b'\n'
             }
             b'x' => {
@@ -346,6 +334,34 @@ impl Lexer<'_> {
         };
         self.buf.push(byte);
         Ok(())
+    }
+}
+
+/// The byte of each escape of two bytes that stands for one fixed byte (`\n` is 10, `\"`
+/// is `"`), by its second byte; 0 for the others.
+pub(super) static SIMPLE_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'a' as usize] = 7;
+    t[b'b' as usize] = 8;
+    t[b'f' as usize] = 12;
+    t[b'n' as usize] = b'\n';
+    t[b'r' as usize] = b'\r';
+    t[b't' as usize] = b'\t';
+    t[b'v' as usize] = 11;
+    t[b'\\' as usize] = b'\\';
+    t[b'"' as usize] = b'"';
+    t[b'\'' as usize] = b'\'';
+    t
+};
+
+/// Bytes of the newline Lua reads as one at `first`, `second` following it: 2 for `\r\n`
+/// or `\n\r`, 1 for another `\n` or `\r`, 0 when `first` is no newline.
+#[inline]
+pub(super) fn newline_len(first: u8, second: Option<u8>) -> usize {
+    match (first, second) {
+        (b'\r', Some(b'\n')) | (b'\n', Some(b'\r')) => 2,
+        (b'\r' | b'\n', _) => 1,
+        _ => 0,
     }
 }
 
