@@ -160,6 +160,7 @@ LUA54_ENV := LUA_PATH_5_4=';;/usr/share/lua/5.3/?.lua'
 bench: deps build-5.4
 	@cd $(ROOT); mkdir -p build/bench; \
 	$(CC) -O2 -shared -fPIC -I/usr/include/lua5.4 bench/reference/minbin.c -o build/bench/minbin.so; \
+	$(CC) -O2 -shared -fPIC -DARRAY_SHORTCUT -I/usr/include/lua5.4 bench/reference/minbin.c -o build/bench/arraybin.so; \
 	$(CC) -O2 -shared -fPIC -I/usr/include/lua5.4 bench/reference/callfloor.c -o build/bench/callfloor.so; \
 	if [ -f $(BENCH_SCRIPT) ]; then \
 	  echo "BENCH_REFERENCE_DIR=build/bench lua5.4 $(BENCH_SCRIPT) build/lua5.4"; \
