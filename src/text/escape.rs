@@ -48,7 +48,7 @@ pub const fn is_plain(c: u8) -> bool {
 
 /// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
 /// U+10FFFF) that starts `s` with a byte >= 0x80, or 0 if there is none.
-#[inline(always)]
+#[inline]
 pub fn utf8_sequence_len(s: &[u8]) -> usize {
     // Most invalid bytes fail here: every sequence's second byte is a continuation byte.
     if s.get(1).is_none_or(|&b| b & 0xC0 != 0x80) {
